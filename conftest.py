@@ -1,0 +1,1 @@
+"""Top-level pytest configuration shared by every test directory."""
