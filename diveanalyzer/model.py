@@ -79,3 +79,47 @@ class Dive:
             "confidence": round(self.confidence, 3),
             "signals": list(self.signals),
         }
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A rectangle of the frame as fractions of its width and height (resolution-independent)."""
+
+    x: float
+    """Left edge, fraction of the frame width."""
+    y: float
+    """Top edge, fraction of the frame height."""
+    w: float
+    """Width, fraction of the frame width."""
+    h: float
+    """Height, fraction of the frame height."""
+
+    @classmethod
+    def whole_frame(cls) -> Zone:
+        return cls(0.0, 0.0, 1.0, 1.0)
+
+    @classmethod
+    def parse(cls, text: str) -> Zone:
+        """Parse ``"x,y,w,h"`` fractions; raises ValueError with a readable reason."""
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError(f"expected x,y,w,h as four fractions, got {text!r}")
+        try:
+            x, y, w, h = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"expected four numbers in x,y,w,h, got {text!r}") from None
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+            raise ValueError(f"zone {text!r} must use fractions between 0 and 1")
+        if x + w > 1.0001 or y + h > 1.0001:
+            raise ValueError(f"zone {text!r} reaches outside the frame")
+        return cls(x, y, w, h)
+
+    def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The zone as integer ``(x0, y0, x1, y1)`` pixel bounds in a frame of that size."""
+        x0, y0 = round(self.x * width), round(self.y * height)
+        x1 = max(x0 + 1, round((self.x + self.w) * width))
+        y1 = max(y0 + 1, round((self.y + self.h) * height))
+        return x0, y0, min(x1, width), min(y1, height)
+
+    def __str__(self) -> str:
+        return f"{self.x:.3g},{self.y:.3g},{self.w:.3g},{self.h:.3g}"
