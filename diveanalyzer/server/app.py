@@ -1,0 +1,224 @@
+"""The Bottle application: ``/``, ``/health``, ``/events``, ``/events/history``, ``/metrics``.
+
+Handlers return `bottle.HTTPResponse` objects and read `bottle.request` only before their
+first greenlet switch: when the server runs on its own (unpatched) thread, Bottle's
+request/response "locals" are per thread, not per greenlet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path, PurePosixPath
+
+import bottle
+
+from diveanalyzer.server.hub import Hub, iso_utc
+from diveanalyzer.server.sse import (
+    SSE_HEADERS,
+    BadStreamRequest,
+    StreamOptions,
+    event_stream,
+    parse_last_event_id,
+    parse_types,
+)
+
+#: WSGI environ key under which the server's handler exposes the client socket.
+SOCKET_ENVIRON_KEY = "diveanalyzer.socket"
+
+#: The live page, found next to the package (``views/`` at the top of the checkout).
+LIVE_PAGE = Path(__file__).resolve().parents[2] / "views" / "live.html"
+
+_FALLBACK_LIVE_PAGE = b"""<!doctype html><meta charset="utf-8"><title>DiveAnalyzer</title>
+<p>Processing is still running; the review gallery is not written yet. Live events:
+<a href="/events">/events</a>. (The live page views/live.html was not found.)</p>"""
+
+#: Files next to the gallery that ``GET /<name>`` may serve (clips, thumbnails, manifest).
+GALLERY_ASSET_SUFFIXES = frozenset(
+    {".html", ".css", ".js", ".json", ".vtt"}
+    | {".jpg", ".jpeg", ".png", ".webp", ".gif", ".svg"}
+    | {".mp4", ".webm", ".m4v", ".mov"}
+)
+
+_JSON_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-cache",
+    "Access-Control-Allow-Origin": "*",
+}
+_MAX_HISTORY_LIMIT_DIGITS = 9
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What the routes need besides the hub."""
+
+    gallery_path: Path
+    """The gallery page served at ``/`` once it exists."""
+    uptime: Callable[[], float]
+    """Seconds the server has been listening."""
+    heartbeat_s: float = 15.0
+    """Seconds between ``: keepalive`` comments on an idle stream."""
+    retry_ms: int = 3000
+    """Reconnection delay sent to clients in the ``retry:`` field."""
+
+
+def json_error_body(status: int, message: str) -> str:
+    """The JSON body every error response carries."""
+    return json.dumps({"error": _phrase(status), "status": status, "message": message})
+
+
+def raw_json_error(status: int, message: str) -> bytes:
+    """A complete HTTP/1.1 error response, for errors found before the application runs."""
+    body = json_error_body(status, message).encode()
+    head = (
+        f"HTTP/1.1 {status} {_phrase(status)}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class _JsonErrorBottle(bottle.Bottle):
+    """Bottle with JSON bodies for every error (404, 405, 500, and our own 4xx)."""
+
+    def default_error_handler(self, res: bottle.HTTPError) -> str:
+        bottle.response.content_type = "application/json"
+        bottle.response.set_header("Cache-Control", "no-cache")
+        message = res.body if isinstance(res.body, str) and res.body else res.status_line
+        return json_error_body(res.status_code, message)
+
+
+class EventApp:
+    """Routes bound to one hub and one configuration; `wsgi` is the WSGI callable."""
+
+    def __init__(self, hub: Hub, config: AppConfig) -> None:
+        self.hub = hub
+        self.config = config
+        self._live_page = _read_live_page()
+        self.wsgi = _JsonErrorBottle()
+        self.wsgi.route("/", "GET", self.index)
+        self.wsgi.route("/health", "GET", self.health)
+        self.wsgi.route("/events", "GET", self.events)
+        self.wsgi.route("/events/history", "GET", self.history)
+        self.wsgi.route("/metrics", "GET", self.metrics)
+        self.wsgi.route("/<name:path>", "GET", self.gallery_asset)
+
+    # -- pages --------------------------------------------------------------------------------
+
+    def index(self) -> bottle.HTTPResponse:
+        """The gallery once it exists; until then the live page (which switches over itself)."""
+        gallery = self.config.gallery_path
+        if gallery.is_file():
+            response = bottle.static_file(
+                gallery.name, root=str(gallery.parent), mimetype="text/html", charset="utf-8"
+            )
+            response.set_header("Cache-Control", "no-cache")
+            return response
+        headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"}
+        return bottle.HTTPResponse(self._live_page, headers=headers)
+
+    def gallery_asset(self, name: str) -> bottle.HTTPResponse:
+        """A clip, thumbnail or manifest next to the gallery; nothing else, nothing hidden."""
+        root = self.config.gallery_path.parent.resolve()
+        parts = PurePosixPath(name).parts
+        if (
+            not parts
+            or any(part.startswith(".") for part in parts)
+            or "\\" in name
+            or PurePosixPath(name).suffix.lower() not in GALLERY_ASSET_SUFFIXES
+        ):
+            raise bottle.HTTPError(404, f"Not found: {name[:200]!r}")
+        target = (root / name).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise bottle.HTTPError(404, f"Not found: {name[:200]!r}")
+        return bottle.static_file(str(target.relative_to(root)), root=str(root))
+
+    # -- JSON and text endpoints --------------------------------------------------------------
+
+    def health(self) -> bottle.HTTPResponse:
+        body = {
+            "status": "ok",
+            "timestamp": iso_utc(time.time()),
+            "subscribers": self.hub.subscriber_count,
+            "uptime_s": round(self.config.uptime(), 3),
+            "gallery_ready": self.config.gallery_path.is_file(),
+        }
+        return bottle.HTTPResponse(json.dumps(body), headers=_JSON_HEADERS)
+
+    def history(self) -> bottle.HTTPResponse:
+        """``?limit=N``: the newest N events (default all kept), newest last."""
+        raw = bottle.request.query.get("limit")
+        limit = None
+        if raw is not None and raw != "":
+            if not raw.isdigit() or len(raw) > _MAX_HISTORY_LIMIT_DIGITS:
+                message = f"limit must be a non-negative integer, got {raw[:40]!r}"
+                raise bottle.HTTPError(400, message)
+            limit = int(raw)
+        events = self.hub.recent(limit)
+        body = "[" + ", ".join(event.history_json() for event in events) + "]"
+        return bottle.HTTPResponse(body, headers=_JSON_HEADERS)
+
+    def metrics(self) -> bottle.HTTPResponse:
+        """Prometheus text exposition format, version 0.0.4."""
+        lines = []
+        for name, kind, help_text, value in self._metric_values():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        return bottle.HTTPResponse("\n".join(lines) + "\n", headers=headers)
+
+    def _metric_values(self) -> list[tuple[str, str, str, object]]:
+        hub = self.hub
+        uptime = f"{self.config.uptime():.3f}"
+        return [
+            ("diveanalyzer_sse_subscribers", "gauge", "Open streams.", hub.subscriber_count),
+            (
+                "diveanalyzer_events_published_total",
+                "counter",
+                "Events published by emit().",
+                hub.events_published,
+            ),
+            (
+                "diveanalyzer_sse_clients_dropped_total",
+                "counter",
+                "Streams cut off because the client could not keep up.",
+                hub.clients_dropped,
+            ),
+            ("diveanalyzer_uptime_seconds", "gauge", "Seconds since the server started.", uptime),
+        ]
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    def events(self) -> bottle.HTTPResponse:
+        """Server-Sent Events; see `sse.event_stream` for what is sent."""
+        request = bottle.request
+        try:
+            options = StreamOptions(
+                last_event_id=parse_last_event_id(
+                    request.get_header("Last-Event-ID"), request.query.get("last_event_id")
+                ),
+                types=parse_types(request.query.get("types")),
+                heartbeat_s=self.config.heartbeat_s,
+                retry_ms=self.config.retry_ms,
+            )
+        except BadStreamRequest as exc:
+            raise bottle.HTTPError(400, str(exc)) from None
+        if not self.hub.accepting:
+            raise bottle.HTTPError(503, "The server is shutting down.")
+        sock = request.environ.get(SOCKET_ENVIRON_KEY)
+        return bottle.HTTPResponse(event_stream(self.hub, options, sock), headers=SSE_HEADERS)
+
+
+def _read_live_page() -> bytes:
+    try:
+        return LIVE_PAGE.read_bytes()
+    except OSError:
+        return _FALLBACK_LIVE_PAGE

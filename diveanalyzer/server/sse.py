@@ -1,0 +1,186 @@
+"""Server-Sent Events for one client: framing, resume, ``?types=`` filter, heartbeat.
+
+Wire format per the WHATWG HTML standard, "Server-sent events": UTF-8 text, messages
+separated by a blank line, ``field: value`` lines, ``:`` starts a comment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import gevent
+import gevent.queue
+
+from diveanalyzer.server.hub import CLOSE, Hub, Subscriber, iso_utc
+
+#: Response headers of every ``/events`` stream. Never compressed: proxies and the browser
+#: must see each message as soon as it is written.
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "Access-Control-Allow-Origin": "*",
+    # A stream is never followed by another request on the same connection; closing it
+    # lets the server finish the handler as soon as the stream ends.
+    "Connection": "close",
+}
+
+KEEPALIVE = b": keepalive\n\n"
+
+#: Event names the server itself sends; `emit` refuses them.
+RESERVED_TYPES = frozenset({"connected", "resync"})
+
+_EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+_MAX_TYPES = 64
+_BATCH = 256
+
+
+class BadStreamRequest(ValueError):
+    """A client's ``/events`` parameters cannot be used; the message says why (HTTP 400)."""
+
+
+def is_valid_event_type(name: str) -> bool:
+    """Letters, digits, ``_ . -``, starting with a letter, at most 64 characters."""
+    return isinstance(name, str) and _EVENT_TYPE.fullmatch(name) is not None
+
+
+def parse_last_event_id(header: str | None, query: str | None) -> int | None:
+    """The id the client last saw, from ``Last-Event-ID`` (wins) or ``?last_event_id=``.
+
+    Browsers send the header on reconnection while the URL keeps its original query, so
+    the header is the fresher of the two. Empty means "none" (as in the standard).
+    """
+    for raw in (header, query):
+        if raw is None or not raw.strip():
+            continue
+        value = raw.strip()
+        if not _EVENT_ID.fullmatch(value):
+            shown = value[:40] + ("..." if len(value) > 40 else "")
+            raise BadStreamRequest(f"Last-Event-ID must be a non-negative integer, got {shown!r}")
+        return int(value)
+    return None
+
+
+def parse_types(raw: str | None) -> frozenset[str] | None:
+    """The ``?types=a,b`` filter as a set, or None for "every type"."""
+    if raw is None or not raw.strip():
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if len(names) > _MAX_TYPES:
+        raise BadStreamRequest(f"types lists at most {_MAX_TYPES} event types")
+    bad = [name for name in names if not is_valid_event_type(name)]
+    if bad:
+        raise BadStreamRequest(f"invalid event type in types: {bad[0][:64]!r}")
+    return frozenset(names)
+
+
+def control_frame(event_type: str, payload: dict) -> bytes:
+    """A message without ``id`` (so it does not move the client's last event id)."""
+    return f"event: {event_type}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How one client's stream behaves (from the request and the server's settings)."""
+
+    last_event_id: int | None = None
+    """Resume after this id; None for a fresh client (live events only)."""
+    types: frozenset[str] | None = None
+    """Only these event types (plus ``connected``/``resync``); None for all."""
+    heartbeat_s: float = 15.0
+    """Seconds of silence before a ``: keepalive`` comment is sent."""
+    retry_ms: int = 3000
+    """Reconnection delay the client is told to use."""
+
+
+def event_stream(hub: Hub, options: StreamOptions, sock: socket.socket | None) -> Iterator[bytes]:
+    """The body of one ``/events`` response, as a generator of byte chunks.
+
+    Subscribing and taking the replay snapshot happen in the generator's first step with no
+    greenlet switch in between, so the live queue holds exactly the events after the
+    snapshot: no gap, no duplicate. The ``finally`` unsubscribes however the stream ends.
+    """
+    subscriber = hub.subscribe(options.types, disconnect=_disconnector(sock))
+    watcher = None
+    try:
+        opening, last_sent = _opening(hub, subscriber, options)
+        yield from opening
+        if sock is not None:
+            watcher = gevent.spawn(_watch_for_hangup, sock, subscriber)
+        yield from _live(subscriber, last_sent, options.heartbeat_s)
+    finally:
+        if watcher is not None:
+            watcher.kill(block=False)
+        hub.unsubscribe(subscriber)
+
+
+def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> tuple[list[bytes], int]:
+    """``retry`` + ``connected``, then ``resync`` and the replayed history if resuming."""
+    connected = {
+        "message": "SSE stream established",
+        "timestamp": iso_utc(time.time()),
+        "last_id": hub.last_id,
+    }
+    head = f"retry: {options.retry_ms}\n".encode() + control_frame("connected", connected)
+    if options.last_event_id is None:
+        return [head], hub.last_id
+    backlog, resync = hub.after(options.last_event_id)
+    if resync:
+        head += control_frame("resync", {"oldest_id": hub.oldest_id})
+    frames = [event.frame for event in backlog if subscriber.wants(event.event_type)]
+    chunks = [head] + [b"".join(frames[i : i + _BATCH]) for i in range(0, len(frames), _BATCH)]
+    return chunks, hub.last_id
+
+
+def _live(subscriber: Subscriber, last_sent: int, heartbeat_s: float) -> Iterator[bytes]:
+    """Queued events as they come, several per write when the client is behind."""
+    queue = subscriber.queue
+    while not subscriber.aborted:
+        try:
+            item = queue.get(timeout=heartbeat_s)
+        except gevent.queue.Empty:
+            yield KEEPALIVE
+            continue
+        frames = []
+        while item is not CLOSE and not subscriber.aborted:
+            if item.id > last_sent:  # belt and braces: ids only ever grow
+                frames.append(item.frame)
+                last_sent = item.id
+            if len(frames) >= _BATCH or queue.empty():
+                break
+            item = queue.get_nowait()
+        if frames and not subscriber.aborted:
+            yield b"".join(frames)
+        if item is CLOSE:
+            return
+
+
+def _disconnector(sock: socket.socket | None) -> Callable[[], None] | None:
+    if sock is None:
+        return None
+    return lambda: sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch_for_hangup(sock: socket.socket, subscriber: Subscriber) -> None:
+    """End the stream as soon as the client closes its side (EOF), not at the next write.
+
+    Peeks so no request byte is consumed. A client that sends data instead of waiting is
+    left to the write path (errors and the write deadline) to detect.
+    """
+    while not subscriber.closed:
+        try:
+            data = sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            continue
+        except OSError:
+            data = b""
+        if data:
+            return
+        subscriber.finish()
+        return
