@@ -13,9 +13,11 @@ if __name__ == "__main__":
 
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import gevent
@@ -23,6 +25,7 @@ import gevent.event
 
 from diveanalyzer.errors import DiveAnalyzerError, UsageError
 from diveanalyzer.server import EventServer
+from diveanalyzer.server.security import is_loopback_host
 
 GALLERY_NAME = "review_gallery.html"
 
@@ -74,8 +77,13 @@ def serve_directory(
 def main(directory: Path, host: str, port: int) -> None:
     """Serve DIRECTORY's review gallery (and its live events) in the browser.
 
-    Until DIRECTORY/review_gallery.html exists, / shows a live page that follows the
-    processing and switches to the gallery when it appears. Stop with Ctrl-C.
+    With DIRECTORY/dives.json, / is the review page: play the clips, keep, reject, star and
+    annotate dives (saved to dives.json and shown to every open page), export CSV/JSON/EDL.
+    Given a folder of session folders, / lists them. While a video is still being processed,
+    / follows it live. Stop with Ctrl-C.
+
+    Bound to a non-loopback address (--host 0.0.0.0 to share with a team), anyone who can
+    reach it may view, but reviewing needs the ?token=... address printed at startup.
     """
     # The library reports failures by exception; keep its log quiet so each error is one line.
     logging.getLogger("diveanalyzer.server").addHandler(logging.NullHandler())
@@ -87,8 +95,26 @@ def main(directory: Path, host: str, port: int) -> None:
 
 
 def _announce(server: EventServer) -> None:
-    click.echo(f"Serving the review gallery at {server.get_url()}/  (Ctrl-C to stop)")
+    click.echo(f"Serving the review gallery at {review_url(server)}  (Ctrl-C to stop)")
+    if not is_loopback_host(server.host):
+        port = urlsplit(server.get_url()).port
+        click.echo(
+            "Shared on the network: anyone who can reach it may view; reviewing needs the "
+            f"token, e.g. http://{socket.gethostname()}:{port}/?token={access_token(server)}"
+        )
     sys.stdout.flush()
+
+
+def access_token(server: EventServer) -> str:
+    """The token every change needs when the server listens beyond loopback."""
+    return server._app.review.token  # kept by the server's review app, made at construction
+
+
+def review_url(server: EventServer) -> str:
+    """The address to open: with the access token when the server listens beyond loopback."""
+    if is_loopback_host(server.host):
+        return f"{server.get_url()}/"
+    return f"{server.get_url()}/?token={access_token(server)}"
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import bottle
 
 from diveanalyzer.server.hub import Hub, iso_utc
+from diveanalyzer.server.review import PAGE_HEADERS, ReviewApp
+from diveanalyzer.server.security import SERVABLE_SUFFIXES, serve_file
 from diveanalyzer.server.sse import (
     SSE_HEADERS,
     BadStreamRequest,
@@ -37,11 +39,7 @@ _FALLBACK_LIVE_PAGE = b"""<!doctype html><meta charset="utf-8"><title>DiveAnalyz
 <a href="/events">/events</a>. (The live page views/live.html was not found.)</p>"""
 
 #: Files next to the gallery that ``GET /<name>`` may serve (clips, thumbnails, manifest).
-GALLERY_ASSET_SUFFIXES = frozenset(
-    {".html", ".css", ".js", ".json", ".vtt"}
-    | {".jpg", ".jpeg", ".png", ".webp", ".gif", ".svg"}
-    | {".mp4", ".webm", ".m4v", ".mov"}
-)
+GALLERY_ASSET_SUFFIXES = SERVABLE_SUFFIXES
 
 _JSON_HEADERS = {
     "Content-Type": "application/json",
@@ -110,12 +108,22 @@ class EventApp:
         self.wsgi.route("/events", "GET", self.events)
         self.wsgi.route("/events/history", "GET", self.history)
         self.wsgi.route("/metrics", "GET", self.metrics)
+        self.wsgi.route("/live", "GET", self.live_page)
+        self.review = ReviewApp(hub, config.gallery_path.parent)
+        self.review.install(self.wsgi)
         self.wsgi.route("/<name:path>", "GET", self.gallery_asset)
 
     # -- pages --------------------------------------------------------------------------------
 
     def index(self) -> bottle.HTTPResponse:
-        """The gallery once it exists; until then the live page (which switches over itself)."""
+        """What ``/`` shows, by what the folder holds.
+
+        ``dives.json``: the session page. Else the gallery file, if one was written. Else,
+        sessions in sub-folders: the index page. Else the session page in live mode, which
+        follows the processing and shows the dives once their manifest appears.
+        """
+        if self.review.store("").exists():
+            return self.review.session_page("")
         gallery = self.config.gallery_path
         if gallery.is_file():
             response = bottle.static_file(
@@ -123,24 +131,18 @@ class EventApp:
             )
             response.set_header("Cache-Control", "no-cache")
             return response
-        headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"}
+        if self.review.has_sessions_below():
+            return self.review.index_page()
+        return self.review.session_page("")
+
+    def live_page(self) -> bottle.HTTPResponse:
+        """The plain event log of the live server (every event as it arrives)."""
+        headers = {**PAGE_HEADERS, "Content-Security-Policy": "default-src 'self' 'unsafe-inline'"}
         return bottle.HTTPResponse(self._live_page, headers=headers)
 
     def gallery_asset(self, name: str) -> bottle.HTTPResponse:
         """A clip, thumbnail or manifest next to the gallery; nothing else, nothing hidden."""
-        root = self.config.gallery_path.parent.resolve()
-        parts = PurePosixPath(name).parts
-        if (
-            not parts
-            or any(part.startswith(".") for part in parts)
-            or "\\" in name
-            or PurePosixPath(name).suffix.lower() not in GALLERY_ASSET_SUFFIXES
-        ):
-            raise bottle.HTTPError(404, f"Not found: {name[:200]!r}")
-        target = (root / name).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            raise bottle.HTTPError(404, f"Not found: {name[:200]!r}")
-        return bottle.static_file(str(target.relative_to(root)), root=str(root))
+        return serve_file(self.config.gallery_path.parent, name)
 
     # -- JSON and text endpoints --------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""One detector per file: audio splash, water motion, person (takeoff), zone estimation."""
