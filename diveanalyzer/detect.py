@@ -212,9 +212,7 @@ class _Detection:
         windows = [self._window(e.entry, person, track is None) for e in evidence]
         fps = max(s.motion.fps, s.person.decode_fps) if person else s.motion.fps
         height = 480 if person else s.motion.proxy_height
-        frames = media.frames(
-            self.path, windows=windows, fps=fps, max_height=height, color=person is not None
-        )
+        frames = media.frames(self.path, windows=windows, fps=fps, max_height=height, color=False)
         start = _AUDIO_SHARE + _ZONES_SHARE + (_SCAN_SHARE if track is not None else 0.0)
         pending = list(range(len(evidence)))
         held: list = []

@@ -86,8 +86,8 @@ class PersonSettings:
     sure_score: float = 2.0
     """A takeoff candidate with this SVM margin ends the scan; a weaker one is kept while
     the scan goes ``weak_lookback`` more coarse samples back for a stronger one."""
-    weak_lookback: int = 2
-    """(see sure_score)"""
+    weak_lookback: int = 4
+    """(see sure_score; the merged boxes occur up to about 0.6 s after the takeoff)"""
     max_follow_shift: float = 0.6
     """A box one coarse step later within this many box widths of the first is the same
     person (a walker covers about a third of a box width per step)."""
