@@ -20,7 +20,16 @@ from diveanalyzer.serve import main, serve_directory
 from tests.server.helpers import SOON_S, Stream, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "examples" / "sample_session"
+SAMPLE_PAGE = "<!doctype html><title>sample gallery</title><h1>Sample review gallery</h1>"
+
+
+@pytest.fixture
+def sample(tmp_path) -> Path:
+    """A session folder holding only a (hand-written) review_gallery.html."""
+    folder = tmp_path / "sample_session"
+    folder.mkdir()
+    (folder / "review_gallery.html").write_text(SAMPLE_PAGE)
+    return folder
 
 
 def _serve(directory: Path, port: int) -> subprocess.Popen:
@@ -44,8 +53,8 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serves_the_sample_and_exits_cleanly_on_a_signal(sig):
-    process = _serve(SAMPLE, free_port())
+def test_serves_the_sample_and_exits_cleanly_on_a_signal(sig, sample):
+    process = _serve(sample, free_port())
     try:
         line = process.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", line)
@@ -65,24 +74,24 @@ def test_serves_the_sample_and_exits_cleanly_on_a_signal(sig):
     stream.close()
 
 
-def test_serves_the_live_page_for_a_folder_without_gallery(tmp_path):
+def test_serves_the_live_page_for_a_folder_without_gallery(tmp_path, sample):
     process = _serve(tmp_path, free_port())
     try:
         base = re.search(r"http://\S+?(?=/?\s)", process.stdout.readline()).group(0)
         page = requests.get(base + "/", timeout=SOON_S)
         assert "EventSource" in page.text
-        shutil.copy(SAMPLE / "review_gallery.html", tmp_path / "review_gallery.html")
+        shutil.copy(sample / "review_gallery.html", tmp_path / "review_gallery.html")
         assert "sample" in requests.get(base + "/", timeout=SOON_S).text.lower()
     finally:
         process.send_signal(signal.SIGTERM)
     assert _finish(process)[0] == 0
 
 
-def test_busy_port_is_one_line_and_exit_code_2():
+def test_busy_port_is_one_line_and_exit_code_2(sample):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
-        returncode, out, err = _finish(_serve(SAMPLE, blocker.getsockname()[1]))
+        returncode, out, err = _finish(_serve(sample, blocker.getsockname()[1]))
     assert returncode == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and "already in use" in err
@@ -124,12 +133,12 @@ def test_library_function_raises_specific_errors(tmp_path):
             serve_directory(tmp_path, port=blocker.getsockname()[1])
 
 
-def test_library_function_in_a_plain_program_stops_on_sigterm():
+def test_library_function_in_a_plain_program_stops_on_sigterm(sample):
     """Unpatched caller: the server has its own thread, the main thread waits for the signal."""
     code = (
         "from diveanalyzer.serve import serve_directory\n"
         "announce = lambda server: print(server.get_url(), flush=True)\n"
-        f"serve_directory({str(SAMPLE)!r}, port=0, on_ready=announce)\n"
+        f"serve_directory({str(sample)!r}, port=0, on_ready=announce)\n"
         "print('returned', flush=True)\n"
     )
     process = subprocess.Popen(
