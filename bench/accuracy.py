@@ -20,7 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-DEFAULT_WORK = Path.home() / ".cache" / "diveanalyzer-bench"
+from _common import DEFAULT_WORK
+
 SIZES = [(854, 480), (640, 360), (960, 540)]
 GAPS = [2.5, 5.0, 8.0, 12.0]
 LENGTHS = [40.0, 60.0, 90.0, 120.0]

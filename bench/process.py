@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import (
+    RSS_LIMIT_MB,
+    add_session_args,
+    bare_decode,
+    ensure_session,
+    table_header,
+    table_row,
+    timed,
+)
+
 TARGET_SPEED = 20.0
-RSS_LIMIT_MB = 500.0
-DEFAULT_WORK = Path.home() / ".cache" / "diveanalyzer-bench"
 
 
 def main() -> int:
@@ -47,15 +53,11 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
     speed = args.duration / process_s
     ok = speed >= TARGET_SPEED and process_rss <= RSS_LIMIT_MB
-    print(f"{'run':<8} {'seconds':>8} {'x real':>8} {'/decode':>8} {'RSS MB':>7}")
+    print(table_header("run", 8))
+    print(table_row("decode", 8, decode_s, args.duration, decode_s, decode_rss))
     print(
-        f"{'decode':<8} {decode_s:>8.1f} {args.duration / decode_s:>7.1f}x {1:>7.2f}x "
-        f"{decode_rss:>7.0f}"
-    )
-    print(
-        f"{'process':<8} {process_s:>8.1f} {speed:>7.1f}x {process_s / decode_s:>7.2f}x "
-        f"{process_rss:>7.0f}  {'PASS' if ok else 'FAIL'}  "
-        f"(target >= {TARGET_SPEED:g}x, <= {RSS_LIMIT_MB:g} MB)"
+        table_row("process", 8, process_s, args.duration, decode_s, process_rss)
+        + f"  {'PASS' if ok else 'FAIL'}  (target >= {TARGET_SPEED:g}x, <= {RSS_LIMIT_MB:g} MB)"
     )
     print(
         f"split: detection {split['detection_s']:.1f} s, clips + thumbnails "
@@ -67,11 +69,7 @@ def main() -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache folder")
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds")
-    parser.add_argument("--size", default="1920x1080", help="WxH")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=7)
+    add_session_args(parser)
     parser.add_argument("--accurate", action="store_true", help="re-encode the clips")
     parser.add_argument("--decode", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", help=argparse.SUPPRESS)
@@ -83,48 +81,6 @@ def parse_args() -> argparse.Namespace:
     if args.pipeline:
         sys.exit(run_pipeline(Path(args.pipeline), args.out, args.accurate))
     return args
-
-
-def ensure_session(args) -> Path:
-    """The cached session video (rendered on first use; same naming as bench/speed.py)."""
-    from diveanalyzer.synth import SynthSettings, render_session
-
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    args.work.mkdir(parents=True, exist_ok=True)
-    name = f"speed-{args.duration:g}s-{width}x{height}-seed{args.seed}.mp4"
-    path = args.work / name
-    if args.fps != 30.0:
-        path = path.with_name(f"{path.stem}-{args.fps:g}fps.mp4")
-    if not path.exists():
-        print(f"rendering {path} (once) ...", flush=True)
-        t0 = time.perf_counter()
-        settings = SynthSettings(
-            duration=args.duration,
-            dives=max(1, int(args.duration // 30)),
-            min_gap=10.0,
-            width=width,
-            height=height,
-            fps=args.fps,
-            seed=args.seed,
-        )
-        partial = path.with_name(f".rendering-{path.name}")
-        render_session(partial, settings)
-        partial.with_suffix(".json").replace(path.with_suffix(".json"))
-        partial.replace(path)
-        print(f"rendered in {time.perf_counter() - t0:.0f} s", flush=True)
-    return path
-
-
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """Run a command; its wall-clock seconds and peak RSS (MB), which must exit 0."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def run_pipeline(video: Path, out: Path, accurate: bool) -> int:
@@ -151,17 +107,6 @@ def run_pipeline(video: Path, out: Path, accurate: bool) -> int:
     }
     (out / "split.json").write_text(json.dumps(split))
     return 0
-
-
-def bare_decode(video: Path) -> None:
-    """Decode every video frame (threaded, no conversion): the physical limit."""
-    import av
-
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for _ in container.decode(stream):
-            pass
 
 
 if __name__ == "__main__":

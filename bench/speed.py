@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _common import (
+    RSS_LIMIT_MB,
+    add_session_args,
+    bare_decode,
+    ensure_session,
+    peak_rss_mb,
+    table_header,
+    table_row,
+)
+
 TARGETS = {"default": 30.0, "full-scan": 4.0}
-RSS_LIMIT_MB = 500.0
-DEFAULT_WORK = Path.home() / ".cache" / "diveanalyzer-bench"
 
 
 def main() -> int:
@@ -33,29 +40,22 @@ def main() -> int:
     rows = [run_child(mode, video) for mode in ("decode", "default", "full-scan")]
     decode_s = rows[0]["seconds"]
     failed = 0
-    print(f"{'mode':<10} {'seconds':>8} {'x real':>8} {'/decode':>8} {'RSS MB':>7}  result")
+    print(table_header("mode", 10) + "  result")
     for row in rows:
         speed = args.duration / row["seconds"]
-        ratio = row["seconds"] / decode_s
         target = TARGETS.get(row["mode"])
         ok = target is None or (speed >= target and row["rss_mb"] <= RSS_LIMIT_MB)
         failed += not ok
         verdict = "-" if target is None else ("PASS" if ok else "FAIL")
         goal = "" if target is None else f"  (target >= {target:g}x, <= {RSS_LIMIT_MB:g} MB)"
-        print(
-            f"{row['mode']:<10} {row['seconds']:>8.1f} {speed:>7.1f}x {ratio:>7.2f}x "
-            f"{row['rss_mb']:>7.0f}  {verdict}{goal}  dives={row.get('dives', '-')}"
-        )
+        cells = table_row(row["mode"], 10, row["seconds"], args.duration, decode_s, row["rss_mb"])
+        print(f"{cells}  {verdict}{goal}  dives={row.get('dives', '-')}")
     return 1 if failed else 0
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache folder")
-    parser.add_argument("--duration", type=float, default=600.0)
-    parser.add_argument("--size", default="1920x1080")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=7)
+    add_session_args(parser)
     parser.add_argument("--quick", action="store_true", help="2 minutes at 1280x720")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
@@ -63,30 +63,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.duration, args.size = 120.0, "1280x720"
     return args
-
-
-def ensure_session(args) -> Path:
-    from diveanalyzer.synth import SynthSettings, render_session
-
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    args.work.mkdir(parents=True, exist_ok=True)
-    name = f"speed-{args.duration:g}s-{width}x{height}-seed{args.seed}.mp4"
-    path = args.work / name
-    if not path.exists():
-        print(f"rendering {path} (once) ...", flush=True)
-        t0 = time.perf_counter()
-        settings = SynthSettings(
-            duration=args.duration,
-            dives=max(1, int(args.duration // 30)),
-            min_gap=10.0,
-            width=width,
-            height=height,
-            fps=args.fps,
-            seed=args.seed,
-        )
-        render_session(path, settings)
-        print(f"rendered in {time.perf_counter() - t0:.0f} s", flush=True)
-    return path
 
 
 def run_child(mode: str, video: Path) -> dict:
@@ -107,20 +83,9 @@ def child(mode: str, video: Path) -> int:
         found = detect_dives(video, DetectSettings(full_scan=(mode == "full-scan")))
         result["dives"] = len(found.dives)
     result["seconds"] = time.perf_counter() - t0
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
     return 0
-
-
-def bare_decode(video: Path) -> None:
-    """Decode every video frame (threaded, no conversion): the physical limit."""
-    import av
-
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for _ in container.decode(stream):
-            pass
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 import click
 
 from diveanalyzer import __version__
+from diveanalyzer.cli_options import detect_settings, detection_options
 from diveanalyzer.errors import DiveAnalyzerError
 
 
@@ -31,18 +32,6 @@ def cli() -> None:
 
 
 # -- detect / eval --------------------------------------------------------------------
-
-
-def _zone_option(ctx, param, value):
-    """Parse an ``x,y,w,h`` zone; a bad string is a usage error naming the option."""
-    if value is None:
-        return None
-    from diveanalyzer.model import Zone
-
-    try:
-        return Zone.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _run_detection(video: str, settings):
@@ -72,31 +61,7 @@ def _run_detection(video: str, settings):
 @cli.command()
 @click.argument("video", metavar="VIDEO")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (video, settings, dives).")
-@click.option(
-    "--confidence",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="Report dives with at least this fused confidence.",
-)
-@click.option(
-    "--water-zone",
-    callback=_zone_option,
-    metavar="X,Y,W,H",
-    help="Where the water is, as fractions of the frame (default: estimated).",
-)
-@click.option(
-    "--board-zone",
-    callback=_zone_option,
-    metavar="X,Y,W,H",
-    help="Where the board is, as fractions of the frame (default: estimated).",
-)
-@click.option("--no-person", is_flag=True, help="Skip the takeoff (person) detector: faster.")
-@click.option(
-    "--full-scan",
-    is_flag=True,
-    help="Scan the whole video for water motion (automatic without usable audio).",
-)
+@detection_options
 def detect(video, as_json, confidence, water_zone, board_zone, no_person, full_scan):
     """Find the dives in VIDEO and print them (no clips are written).
 
@@ -106,15 +71,8 @@ def detect(video, as_json, confidence, water_zone, board_zone, no_person, full_s
     import json
 
     from diveanalyzer.detect import format_table
-    from diveanalyzer.settings import DetectSettings
 
-    settings = DetectSettings(
-        confidence=confidence,
-        water_zone=water_zone,
-        board_zone=board_zone,
-        use_person=not no_person,
-        full_scan=full_scan,
-    )
+    settings = detect_settings(confidence, water_zone, board_zone, no_person, full_scan)
     result = _run_detection(video, settings)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -303,7 +261,7 @@ def synth(
     click.echo(f"wrote {out} (dives: {len(truth.dives)}) and {json_path}")
 
 
-# -- process / demo (their own module, which reuses the option callbacks above) -------------
+# -- process / demo (their own module; shared options live in cli_options) -------------
 
 from diveanalyzer import cli_process  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from diveanalyzer.cli import _zone_option
+from diveanalyzer.cli_options import detect_settings, detection_options
 from diveanalyzer.errors import PortInUseError, UsageError
 
 GALLERY_NAME = "review_gallery.html"
@@ -60,27 +60,7 @@ def _server_options(function):
 )
 @click.option("--no-audio", is_flag=True, help="Write clips without their audio.")
 @click.option("--force", is_flag=True, help="Re-process a session that was already reviewed.")
-@click.option(
-    "--confidence",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="Keep dives with at least this fused confidence.",
-)
-@click.option(
-    "--water-zone",
-    callback=_zone_option,
-    metavar="X,Y,W,H",
-    help="Where the water is, as fractions of the frame (default: estimated).",
-)
-@click.option(
-    "--board-zone",
-    callback=_zone_option,
-    metavar="X,Y,W,H",
-    help="Where the board is, as fractions of the frame (default: estimated).",
-)
-@click.option("--no-person", is_flag=True, help="Skip the takeoff (person) detector: faster.")
-@click.option("--full-scan", is_flag=True, help="Scan the whole video for water motion.")
+@detection_options
 def process(
     videos,
     out_dir,
@@ -109,17 +89,10 @@ def process(
     reported in one line and the others are still processed; the exit code is then 2.
     """
     from diveanalyzer.pipeline import ProcessOptions
-    from diveanalyzer.settings import DetectSettings
 
     options = ProcessOptions(
         out_dir=out_dir,
-        detect=DetectSettings(
-            confidence=confidence,
-            water_zone=water_zone,
-            board_zone=board_zone,
-            use_person=not no_person,
-            full_scan=full_scan,
-        ),
+        detect=detect_settings(confidence, water_zone, board_zone, no_person, full_scan),
         accurate=accurate,
         clip_audio=not no_audio,
         force=force,

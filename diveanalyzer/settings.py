@@ -123,10 +123,10 @@ class MotionSettings:
     scan_fps: float = 15.0
     """Frames per second sampled in a full scan (no audio, silent audio or --full-scan)."""
     scan_height: int = 240
+    """Proxy height of a full scan (smaller: the whole video is decoded)."""
     scan_spray_above: float = 0.0
     """In a full scan the splash region reaches only this far above the water (people on
     the deck and the falling diver would look like bursts)."""
-    """Proxy height of a full scan (smaller: the whole video is decoded)."""
     scan_baseline_s: float = 3.0
     """In a full scan, the baseline is the median change over this many seconds before."""
     scan_burst_s: float = 0.6

@@ -23,7 +23,8 @@ import numpy as np
 
 from diveanalyzer import synthsound
 from diveanalyzer.errors import OutputError, UsageError
-from diveanalyzer.synthrender import AudioMixer, FramePainter, Mp4Writer, audio_bounds
+from diveanalyzer.media_write import Mp4Writer
+from diveanalyzer.synthrender import AudioMixer, FramePainter, audio_bounds
 from diveanalyzer.synthscene import BOARDS, WATER_ZONE, splash_particles
 
 AUDIO_RATE = 48000

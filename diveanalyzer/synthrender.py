@@ -1,12 +1,12 @@
-"""Turn a planned synthetic session (`synth.GroundTruth`) into frames, samples and an mp4."""
+"""Turn a planned synthetic session (`synth.GroundTruth`) into frames and samples.
+
+The mp4 they go into is written by `diveanalyzer.media_write.Mp4Writer`.
+"""
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
-import av
-import cv2
 import numpy as np
 
 from diveanalyzer import synthsound
@@ -117,63 +117,6 @@ class AudioMixer:
             if lo < hi:
                 out[lo - a0 : hi - a0] += samples[lo - start : hi - start]
         return np.clip(out, -1.0, 1.0)
-
-
-class Mp4Writer:
-    """H.264 (libx264, yuv420p, ~1 s keyframe interval) + optional AAC mono, muxed in order."""
-
-    def __init__(self, path: str, settings, audio_rate: int):
-        self.container = av.open(path, mode="w", format="mp4")
-        rate = Fraction(settings.fps).limit_denominator(1001)
-        gop = max(1, round(settings.fps))
-        self.video = self.container.add_stream(
-            "libx264",
-            rate=rate,
-            options={
-                "preset": settings.preset,
-                "crf": str(settings.crf),
-                # like a phone: fixed ~1 s GOP, CABAC and deblocking (what decoders pay for),
-                # no B-frames, whatever the speed preset
-                "x264-params": (
-                    f"keyint={gop}:min-keyint={gop}:scenecut=0:cabac=1:deblock=1:bframes=0"
-                ),
-            },
-        )
-        turned = settings.rotate in (90, 270)
-        self.video.width = settings.height if turned else settings.width
-        self.video.height = settings.width if turned else settings.height
-        self.video.pix_fmt = "yuv420p"
-        self.video.time_base = 1 / rate
-        if settings.rotate:
-            self.video.set_display_rotation(-settings.rotate)  # counter-clockwise degrees
-        self.audio = None
-        if settings.audio:
-            self.audio = self.container.add_stream("aac", rate=audio_rate, layout="mono")
-            self.audio.time_base = Fraction(1, audio_rate)
-        self.audio_rate = audio_rate
-
-    def write_frame(self, image: np.ndarray, index: int) -> None:
-        # OpenCV's BGR->I420 (BT.601, video range 16-235) is ~10x faster than libswscale's
-        yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        frame.pts = index
-        self.container.mux(self.video.encode(frame))
-
-    def write_audio(self, samples: np.ndarray, start_sample: int) -> None:
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = self.audio_rate
-        frame.pts = start_sample
-        frame.time_base = Fraction(1, self.audio_rate)
-        self.container.mux(self.audio.encode(frame))
-
-    def close(self) -> None:
-        self.container.mux(self.video.encode(None))
-        if self.audio is not None:
-            self.container.mux(self.audio.encode(None))
-        self.container.close()
-
-    def abort(self) -> None:
-        self.container.close()
 
 
 def audio_bounds(index: int, fps: float, rate: int) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import requests
 
 from diveanalyzer.pipeline import ProcessOptions, process_video
 from diveanalyzer.server import EventServer
-from tests.server.helpers import SOON_S, start_on_free_port
+from tests.server.helpers import SOON_S, closed_afterwards, start_on_free_port
 
 
 @pytest.fixture(scope="session")
@@ -39,23 +39,19 @@ def session_dir(processed_session, tmp_path) -> Path:
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., EventServer]]:
     """Start an `EventServer` for a folder (its gallery path inside it); stopped afterwards."""
-    servers: list[EventServer] = []
 
     def make(folder: Path, host: str = "127.0.0.1", **settings) -> EventServer:
         settings.setdefault("heartbeat_interval", 30.0)
         settings.setdefault("retry_ms", 300)
         gallery = Path(folder) / "review_gallery.html"
         if host == "127.0.0.1":
-            server = start_on_free_port(gallery, **settings)
-        else:
-            server = EventServer(gallery, host=host, port=0, **settings)
-            assert server.start(), server.start_error
-        servers.append(server)
+            return start_on_free_port(gallery, **settings)
+        server = EventServer(gallery, host=host, port=0, **settings)
+        assert server.start(), server.start_error
         return server
 
-    yield make
-    for server in servers:
-        server.stop()
+    with closed_afterwards(make, EventServer.stop) as tracked:
+        yield tracked
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from diveanalyzer.server import EventServer
-from tests.server.helpers import Stream, start_on_free_port
+from tests.server.helpers import Stream, closed_afterwards, start_on_free_port
 
 
 @pytest.fixture
@@ -20,17 +20,13 @@ def gallery_path(tmp_path):
 def make_server(gallery_path) -> Iterator[Callable[..., EventServer]]:
     """Factory for started servers (stopped again after the test)."""
     gallery_path.parent.mkdir(parents=True, exist_ok=True)
-    servers: list[EventServer] = []
 
     def make(**settings) -> EventServer:
         settings.setdefault("heartbeat_interval", 30.0)
-        server = start_on_free_port(settings.pop("gallery_path", gallery_path), **settings)
-        servers.append(server)
-        return server
+        return start_on_free_port(settings.pop("gallery_path", gallery_path), **settings)
 
-    yield make
-    for server in servers:
-        server.stop()
+    with closed_afterwards(make, EventServer.stop) as tracked:
+        yield tracked
 
 
 @pytest.fixture
@@ -41,13 +37,5 @@ def server(make_server) -> EventServer:
 @pytest.fixture
 def open_stream() -> Iterator[Callable[..., Stream]]:
     """Factory for SSE clients, all closed after the test."""
-    streams: list[Stream] = []
-
-    def open_(url: str, headers: dict | None = None) -> Stream:
-        stream = Stream(url, headers=headers)
-        streams.append(stream)
-        return stream
-
-    yield open_
-    for stream in streams:
-        stream.close()
+    with closed_afterwards(Stream, Stream.close) as open_:
+        yield open_

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -79,6 +80,23 @@ def metric(server: EventServer, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"metric {name} missing from:\n{text}")
+
+
+@contextmanager
+def closed_afterwards(make: Callable, close: Callable) -> Iterator[Callable]:
+    """Wrap the factory `make`; whatever it made is closed with `close` when the block ends."""
+    made: list = []
+
+    def tracked(*args, **kwargs):
+        thing = make(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    try:
+        yield tracked
+    finally:
+        for thing in made:
+            close(thing)
 
 
 def start_on_free_port(gallery_path, **settings) -> EventServer:

@@ -1,0 +1,66 @@
+"""Click options shared by the ``detect`` and ``process`` commands."""
+
+from __future__ import annotations
+
+import click
+
+
+def _zone_option(ctx, param, value):
+    """Parse an ``x,y,w,h`` zone; a bad string is a usage error naming the option."""
+    if value is None:
+        return None
+    from diveanalyzer.model import Zone
+
+    try:
+        return Zone.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+_DETECTION_OPTIONS = (
+    click.option(
+        "--confidence",
+        type=click.FloatRange(0.0, 1.0),
+        default=0.5,
+        show_default=True,
+        help="Keep dives with at least this fused confidence.",
+    ),
+    click.option(
+        "--water-zone",
+        callback=_zone_option,
+        metavar="X,Y,W,H",
+        help="Where the water is, as fractions of the frame (default: estimated).",
+    ),
+    click.option(
+        "--board-zone",
+        callback=_zone_option,
+        metavar="X,Y,W,H",
+        help="Where the board is, as fractions of the frame (default: estimated).",
+    ),
+    click.option("--no-person", is_flag=True, help="Skip the takeoff (person) detector: faster."),
+    click.option(
+        "--full-scan",
+        is_flag=True,
+        help="Scan the whole video for water motion (automatic without usable audio).",
+    ),
+)
+
+
+def detection_options(function):
+    """Add --confidence, --water-zone, --board-zone, --no-person and --full-scan."""
+    for option in reversed(_DETECTION_OPTIONS):
+        function = option(function)
+    return function
+
+
+def detect_settings(confidence, water_zone, board_zone, no_person, full_scan):
+    """The DetectSettings that the detection options' values ask for."""
+    from diveanalyzer.settings import DetectSettings
+
+    return DetectSettings(
+        confidence=confidence,
+        water_zone=water_zone,
+        board_zone=board_zone,
+        use_person=not no_person,
+        full_scan=full_scan,
+    )
