@@ -282,6 +282,10 @@ class Mp4Writer:
                 ),
             },
         )
+        # Two frame threads overlap encoding with drawing; a fixed count (not "auto") keeps
+        # the output byte-identical for a seed on any machine.
+        self.video.codec_context.thread_count = 2
+        self.video.codec_context.thread_type = "FRAME"
         turned = settings.rotate in (90, 270)
         self.video.width = settings.height if turned else settings.width
         self.video.height = settings.width if turned else settings.height
