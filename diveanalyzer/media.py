@@ -252,6 +252,10 @@ def frames(
     ``k / fps``; ``None`` keeps every frame. Frames come in time order, each at most once.
     Windows with ``end < start`` are ignored; negative starts count from 0. Errors (missing,
     damaged file) are raised when iteration starts.
+
+    Gray frames are meant for analysis, not for looking at: they are decoded without H.264's
+    deblocking filter and scaled with fast bilinear, about a quarter less CPU; colour frames
+    (thumbnails, zone estimation) get the full-quality path.
     """
     if fps is not None and fps <= 0:
         raise ValueError("fps must be positive")
@@ -262,6 +266,8 @@ def frames(
         stream = _video_stream(container, p)
         _check_index(stream, p)
         stream.codec_context.thread_type = "AUTO"
+        if not color:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         plan = _merge_windows(windows)
         if not plan:
             return
@@ -368,6 +374,7 @@ class _Converter:
 
     def __init__(self, max_height: int, color: bool):
         self.format = "bgr24" if color else "gray"
+        self.interpolation = "AREA" if color else "FAST_BILINEAR"
         self.rotation = None
         self.max_height = max_height
         self.size = None
@@ -384,7 +391,8 @@ class _Converter:
         if self.size is None:
             self._setup(frame)
         w, h = self.size
-        image = frame.reformat(w, h, format=self.format, interpolation="AREA").to_ndarray()
+        scaled = frame.reformat(w, h, format=self.format, interpolation=self.interpolation)
+        image = scaled.to_ndarray()
         if self.rotation:
             # np.rot90 turns counter-clockwise; the rotation is clockwise.
             image = np.ascontiguousarray(np.rot90(image, k=-self.rotation // 90))
