@@ -72,7 +72,8 @@ class EventServer:
     * ``history_size``: events kept for ``Last-Event-ID`` resume and ``/events/history`` (1000).
     * ``queue_size``: events a client may fall behind before it is disconnected (1000).
     * ``client_timeout``: seconds a write may block (client not reading) before the
-      connection is dropped; also the idle timeout of a connection (20).
+      connection is dropped; also the idle timeout of a connection (15: a frozen client
+      first fills its socket buffers, so the whole drop takes a few seconds more, under 20).
     * ``retry_ms``: reconnection delay sent to clients (3000).
     * ``max_connections``: concurrent connections served; more wait to be accepted (1000).
 
@@ -90,7 +91,7 @@ class EventServer:
         heartbeat_interval: float = 15.0,
         history_size: int = 1000,
         queue_size: int = 1000,
-        client_timeout: float = 20.0,
+        client_timeout: float = 15.0,
         retry_ms: int = 3000,
         max_connections: int = 1000,
     ) -> None:

@@ -6,6 +6,7 @@ separated by a blank line, ``field: value`` lines, ``:`` starts a comment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -38,6 +39,11 @@ RESERVED_TYPES = frozenset({"connected", "resync"})
 _EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 _MAX_TYPES = 64
+#: Send buffer of an ``/events`` socket (Linux doubles it). Left to autotuning it grows to
+#: several MiB, which a client that stopped reading can sit on for minutes at low event
+#: rates without ever blocking a write; capped, a frozen client blocks the stream's write
+#: soon and the server's write deadline (``client_timeout``) cuts it off.
+STREAM_SNDBUF = 64 * 1024
 _BATCH = 256
 
 
@@ -106,6 +112,9 @@ def event_stream(hub: Hub, options: StreamOptions, sock: socket.socket | None) -
     greenlet switch in between, so the live queue holds exactly the events after the
     snapshot: no gap, no duplicate. The ``finally`` unsubscribes however the stream ends.
     """
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
     subscriber = hub.subscribe(options.types, disconnect=_disconnector(sock))
     watcher = None
     try:
@@ -115,9 +124,9 @@ def event_stream(hub: Hub, options: StreamOptions, sock: socket.socket | None) -
             watcher = gevent.spawn(_watch_for_hangup, sock, subscriber)
         yield from _live(subscriber, last_sent, options.heartbeat_s)
     finally:
-        if watcher is not None:
-            watcher.kill(block=False)
         hub.unsubscribe(subscriber)
+        if watcher is not None:
+            _stop_watcher(watcher)
 
 
 def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> tuple[list[bytes], int]:
@@ -165,6 +174,21 @@ def _disconnector(sock: socket.socket | None) -> Callable[[], None] | None:
     if sock is None:
         return None
     return lambda: sock.shutdown(socket.SHUT_RDWR)
+
+
+def _stop_watcher(watcher: gevent.Greenlet) -> None:
+    """Kill the hang-up watcher and wait until it is gone, before the socket can be closed.
+
+    The watcher waits on the socket's read event; if the handler closed the socket while
+    that wait was still registered with libev, libev would abort the whole process
+    ("I/O watcher with invalid fd found in epoll_ctl", gevent issue #2100). Killing with
+    ``block=True`` guarantees the watcher's wait is unregistered before this returns. Only
+    the hub itself cannot block (a generator collected there); it merely schedules the kill.
+    """
+    if gevent.getcurrent() is gevent.get_hub():
+        watcher.kill(block=False)
+    else:
+        watcher.kill(block=True, timeout=5)
 
 
 def _watch_for_hangup(sock: socket.socket, subscriber: Subscriber) -> None:
