@@ -399,7 +399,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=0.0, help="idle seconds after connecting")
     parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--heartbeat", type=float, default=15.0, help="server heartbeat (s)")
-    parser.add_argument("--client-timeout", type=float, default=20.0, help="server write deadline")
+    parser.add_argument(
+        "--client-timeout",
+        type=float,
+        default=15.0,
+        help="server write deadline (EventServer default)",
+    )
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait after publishing")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.procs < 1 or args.rate <= 0 or args.slow >= args.clients:
