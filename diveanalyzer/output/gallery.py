@@ -8,9 +8,10 @@ import bottle
 
 from diveanalyzer import __version__
 from diveanalyzer.output.atomic import write_text
+from diveanalyzer.paths import VIEWS
 
 GALLERY_NAME = "review_gallery.html"
-TEMPLATE = Path(__file__).resolve().parents[2] / "views" / "review_gallery.tpl"
+TEMPLATE = VIEWS / "review_gallery.tpl"
 
 
 def format_time(seconds: float | None) -> str:

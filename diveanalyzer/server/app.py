@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bottle
 
+from diveanalyzer.paths import VIEWS
 from diveanalyzer.server.hub import Hub, iso_utc
 from diveanalyzer.server.review import PAGE_HEADERS, ReviewApp
 from diveanalyzer.server.security import SERVABLE_SUFFIXES, serve_file
@@ -32,7 +33,7 @@ from diveanalyzer.server.sse import (
 SOCKET_ENVIRON_KEY = "diveanalyzer.socket"
 
 #: The live page, found next to the package (``views/`` at the top of the checkout).
-LIVE_PAGE = Path(__file__).resolve().parents[2] / "views" / "live.html"
+LIVE_PAGE = VIEWS / "live.html"
 
 _FALLBACK_LIVE_PAGE = b"""<!doctype html><meta charset="utf-8"><title>DiveAnalyzer</title>
 <p>Processing is still running; the review gallery is not written yet. Live events:

@@ -21,6 +21,7 @@ import bottle
 
 from diveanalyzer import __version__
 from diveanalyzer.errors import OutputError
+from diveanalyzer.paths import VIEWS
 from diveanalyzer.server import exports
 from diveanalyzer.server.hub import Hub
 from diveanalyzer.server.security import (
@@ -39,7 +40,6 @@ from diveanalyzer.server.session_store import (
     validate_change,
 )
 
-VIEWS = Path(__file__).resolve().parents[2] / "views"
 STATIC = VIEWS / "static"
 
 #: Headers of every HTML page: nothing but this site's own script, styles and media.
