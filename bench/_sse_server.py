@@ -1,11 +1,22 @@
-"""Server side of ``bench/sse_load.py``: one `EventServer` driven by commands on stdin.
+"""Server side of ``bench/sse_load.py``: the server under test, driven by commands on stdin.
 
-Run by the benchmark as a subprocess; uses only the public `EventServer` API. It prints
-``READY <port> <pid>`` once listening, then answers one JSON line per command line:
+Run by the benchmark as a subprocess. Two shapes:
+
+* ``_sse_server.py PORT MAX_CONN HEARTBEAT TIMEOUT``: one `EventServer` in this process
+  (the public API only); events are published with `EventServer.emit`.
+* ``... --broker URL --workers N``: ``python -m diveanalyzer.serve --broker URL --workers N``
+  as a child process (N worker processes on one port), events published to Redis from this
+  process with `BrokerPublisher`, as a pipeline on another machine would.
+
+It prints ``READY <port> <pid>[,<pid>...]`` (the processes that serve) once listening, then
+answers one JSON line per command line:
 
 * ``publish PHASE COUNT RATE PAD``: emit COUNT ``bench`` events at RATE per second, each
   payload ``{"phase", "seq", "t": time.time() at emit, "pad"}``; replies when done.
-* ``stats``: RSS, open file descriptors and live greenlets of this process.
+* ``stats``: RSS, open file descriptors (and greenlets, in-process only) of the server.
+* ``process VIDEO OUT`` (in-process only): start `diveanalyzer.pipeline.process_videos` on
+  VIDEO in this very process (its events go to the viewers; CPU work in gevent's threadpool,
+  as in ``diveanalyzer process``); replies at once. ``wait`` replies when it has finished.
 * ``quit``: stop the server and exit.
 
 Every loop is bounded: a publish takes at most COUNT / RATE + 5 s, and stdin EOF ends it.
@@ -15,10 +26,14 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -28,7 +43,9 @@ import gevent  # noqa: E402
 from gevent.fileobject import FileObjectPosix  # noqa: E402
 from greenlet import greenlet  # noqa: E402
 
+from diveanalyzer.pipeline import ProcessOptions, process_videos  # noqa: E402
 from diveanalyzer.server import EventServer  # noqa: E402
+from diveanalyzer.server.broker import BrokerPublisher  # noqa: E402
 
 
 def raise_fd_limit() -> int:
@@ -39,18 +56,100 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def process_stats() -> dict:
-    """RSS (KiB), open fds and greenlets of this process."""
+def proc_stats(pid: int | str = "self") -> dict:
+    """RSS (KiB) and open fds of a process."""
     rss_kb = 0
-    with open("/proc/self/status") as status:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
-    greenlets = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet))
-    return {"rss_kb": rss_kb, "fds": len(os.listdir("/proc/self/fd")), "greenlets": greenlets}
+    return {"rss_kb": rss_kb, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def publish(server: EventServer, phase: str, count: int, rate: float, pad: int) -> dict:
+class InProcess:
+    """One `EventServer` in this process."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="sse-bench-"))
+        self.server = EventServer(
+            folder / "review_gallery.html",
+            host="127.0.0.1",
+            port=args.port,
+            log_level="ERROR",
+            heartbeat_interval=args.heartbeat,
+            client_timeout=args.client_timeout,
+            max_connections=args.max_connections,
+        )
+        if not self.server.start():
+            raise SystemExit(f"ERROR {self.server.start_error}")
+        self.port = int(self.server.get_url().rsplit(":", 1)[1])
+        self.pids = [os.getpid()]
+        self.emit = self.server.emit
+        self.job: gevent.Greenlet | None = None
+
+    def stats(self) -> dict:
+        greenlets = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet))
+        return {**proc_stats(), "greenlets": greenlets}
+
+    def start_processing(self, video: str, out: str) -> dict:
+        """Run the real pipeline beside the streams, as `diveanalyzer process` does."""
+        options = ProcessOptions(out_dir=Path(out))
+        self.job = gevent.spawn(process_videos, [Path(video)], options, self.emit)
+        return {"started": True}
+
+    def processing_result(self) -> dict:
+        if self.job is None:
+            return {"error": "nothing is being processed"}
+        outcomes = self.job.get(timeout=3600)
+        return {"ok": all(o.ok for o in outcomes), "dives": sum(o.dives for o in outcomes)}
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Brokered:
+    """``python -m diveanalyzer.serve --broker --workers N`` fed through Redis from here."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        folder = tempfile.mkdtemp(prefix="sse-bench-")
+        key = f"sse-bench:{os.getpid()}"
+        argv = [sys.executable, "-m", "diveanalyzer.serve", folder, "--host", "127.0.0.1"]
+        argv += ["--port", str(args.port), "--broker", args.broker, "--broker-key", key]
+        argv += ["--workers", str(args.workers), "--max-connections", str(args.max_connections)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        announced = self.proc.stdout.readline()
+        found = re.search(r"http://[^:/]+:(\d+)/", announced)
+        if found is None:
+            raise SystemExit(f"ERROR serve said {announced.strip()!r}")
+        self.port = int(found.group(1))
+        self.pids = self._workers()
+        self.publisher = BrokerPublisher(args.broker, key=key)
+        self.emit = self.publisher.emit
+
+    def _workers(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()] or [self.proc.pid]
+
+    def stats(self) -> dict:
+        every = [proc_stats(pid) for pid in self.pids]
+        return {key: sum(s[key] for s in every) for key in ("rss_kb", "fds")} | {"greenlets": 0}
+
+    def start_processing(self, video: str, out: str) -> dict:
+        return {"error": "--health runs in-process only"}
+
+    def processing_result(self) -> dict:
+        return {"error": "--health runs in-process only"}
+
+    def stop(self) -> None:
+        self.publisher.close(timeout=2.0)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def publish(emit, phase: str, count: int, rate: float, pad: int) -> dict:
     """Emit ``count`` events paced at ``rate``/s; stays on time by sleeping to each slot."""
     padding = "x" * pad
     start = time.monotonic()
@@ -63,52 +162,52 @@ def publish(server: EventServer, phase: str, count: int, rate: float, pad: int) 
         if time.monotonic() > deadline:
             break
         payload = {"phase": phase, "seq": seq, "t": time.time(), "pad": padding}
-        if server.emit("bench", payload):
+        if emit("bench", payload):
             sent += 1
     gevent.sleep(0)
     return {"phase": phase, "sent": sent, "elapsed_s": round(time.monotonic() - start, 3)}
 
 
-def serve(port: int, max_connections: int, heartbeat: float, client_timeout: float) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="sse-bench-"))
-    server = EventServer(
-        folder / "review_gallery.html",
-        host="127.0.0.1",
-        port=port,
-        log_level="ERROR",
-        heartbeat_interval=heartbeat,
-        client_timeout=client_timeout,
-        max_connections=max_connections,
-    )
-    if not server.start():
-        print(f"ERROR {server.start_error}", flush=True)
-        sys.exit(2)
-    port = int(server.get_url().rsplit(":", 1)[1])
-    print(f"READY {port} {os.getpid()}", flush=True)
+def answer(target, words: list[str]) -> dict:
+    if words[0] == "publish":
+        phase, count, rate, pad = words[1], int(words[2]), float(words[3]), int(words[4])
+        return publish(target.emit, phase, count, rate, pad)
+    if words[0] == "stats":
+        return target.stats()
+    if words[0] == "process":
+        return target.start_processing(words[1], words[2])
+    if words[0] == "wait":
+        return target.processing_result()
+    return {"error": f"unknown command {words[0]!r}"}
+
+
+def serve(target) -> None:
+    print(f"READY {target.port} {','.join(map(str, target.pids))}", flush=True)
     commands = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
     try:
         for _ in range(100_000):  # bounded; the benchmark sends a few dozen commands
             line = commands.readline()
-            if not line:
-                break
             words = line.decode().split()
-            if not words:
-                continue
-            if words[0] == "quit":
+            if not line or words[:1] == ["quit"]:
                 break
-            if words[0] == "publish":
-                phase, count, rate, pad = words[1], int(words[2]), float(words[3]), int(words[4])
-                reply = publish(server, phase, count, rate, pad)
-            elif words[0] == "stats":
-                reply = process_stats()
-            else:
-                reply = {"error": f"unknown command {words[0]!r}"}
-            print(json.dumps(reply), flush=True)
+            if words:
+                print(json.dumps(answer(target, words)), flush=True)
     finally:
-        server.stop()
+        target.stop()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("max_connections", type=int)
+    parser.add_argument("heartbeat", type=float)
+    parser.add_argument("client_timeout", type=float)
+    parser.add_argument("--broker")
+    parser.add_argument("--workers", type=int, default=1)
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    limit = raise_fd_limit()
-    port_arg, max_conn, heartbeat_s, timeout_s = sys.argv[1:5]
-    serve(int(port_arg), min(int(max_conn), limit - 100), float(heartbeat_s), float(timeout_s))
+    arguments = parse_args()
+    arguments.max_connections = min(arguments.max_connections, raise_fd_limit() - 100)
+    serve(Brokered(arguments) if arguments.broker else InProcess(arguments))

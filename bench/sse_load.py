@@ -10,7 +10,10 @@ sockets), then runs these phases and prints a table:
 4. ``--resume-trials M``: M random forced disconnects resumed by ``Last-Event-ID`` during a
    publish; every stream must end with exactly the published sequence;
 5. ``--churn R``: R connects and R disconnects a second for ``--churn-duration`` s; server
-   RSS, greenlets and fds against the idle baseline.
+   RSS, greenlets and fds against the idle baseline;
+6. ``--health``: the server process runs the real pipeline on a generated session video
+   (``--health-video``, default: the cached 10-minute 1080p session of bench/speed.py)
+   while every stream stays open; ``/health`` is probed on a new connection every 20 ms.
 
 Everything runs on 127.0.0.1, load generator and server on the same machine. Example:
 ``python bench/sse_load.py --clients 5000 --rate 20 --duration 20 --procs 2``
@@ -24,8 +27,11 @@ import json
 import os
 import resource
 import select
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -95,12 +101,14 @@ class Bench:
                 str(max_conn),
                 str(args.heartbeat),
                 str(args.client_timeout),
+                *(["--broker", args.broker, "--workers", str(args.workers)] if args.broker else []),
             ]
         )
         ready = self.server.readline(60).split()
         if ready[0] != "READY":
             raise SystemExit(f"server did not start: {' '.join(ready)}")
-        self.port, self.server_pid = int(ready[1]), int(ready[2])
+        self.port = int(ready[1])
+        self.server_pids = [int(pid) for pid in ready[2].split(",")]
         self.clients = [Child([py, str(HERE / "_sse_clients.py")]) for _ in range(args.procs)]
         self.published = 0
         self.rows: list[tuple[str, str, str]] = []
@@ -192,14 +200,18 @@ class Bench:
         orders = [{"cmd": "report", "phase": phase, **{k: ids[k] for k in ("first", "last")}}]
         replies = self.ask_all(orders * len(self.clients))
         histogram: Counter = Counter()
+        handled: Counter = Counter()
         for reply in replies:
             histogram.update({int(k): v for k, v in reply["histogram"].items()})
+            handled.update({int(k): v for k, v in reply["handled"].items()})
         errors: Counter = Counter()
         for reply in replies:
             errors.update(reply["errors"])
         return {
             "p50": hist_pct(histogram, 50),
             "p99": hist_pct(histogram, 99),
+            "handled_p50": hist_pct(handled, 50),
+            "handled_p99": hist_pct(handled, 99),
             "max": max(r["max_ms"] for r in replies),
             "received": sum(histogram.values()),
             "lost": sum(r["lost"] for r in replies),
@@ -208,14 +220,20 @@ class Bench:
             "checked": sum(r["checked"] for r in replies),
             "errors": dict(errors),
             "resumes": sum(r["resumes"] for r in replies),
+            "live": sum(r["live"] for r in replies),
             "events": ids["last"] - ids["first"] + 1,
         }
 
     def report_phase(self, phase: str, result: dict, latency_target: str = "") -> None:
         self.row(
-            f"[{phase}] latency p50 / p99 / max",
+            f"[{phase}] latency (arrival) p50/p99/max",
             f"{result['p50']} / {result['p99']} / {result['max']:.0f} ms",
             latency_target,
+        )
+        self.row(
+            f"[{phase}] handled by client p50 / p99",
+            f"{result['handled_p50']} / {result['handled_p99']} ms",
+            "(includes the load generator's own lag)",
         )
         lost_mark = "ok" if result["lost"] == 0 and result["dups"] == 0 else "FAIL"
         self.row(
@@ -228,19 +246,18 @@ class Bench:
 
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU time (user + system) used so far by the server and by all client processes."""
-        server = cpu_of(self.server_pid)
+        server = sum(cpu_of(pid) for pid in self.server_pids)
         return server, sum(cpu_of(child.proc.pid) for child in self.clients)
 
     def hold(self) -> None:
         """Stay idle past a few heartbeats: every stream must still be open, with no error."""
         time.sleep(self.args.hold)
         result = self.collect("none", {"first": 1, "last": 0})
-        subscribers = self.metrics().get("diveanalyzer_sse_subscribers", 0)
         errors = result["errors"]
-        mark = "ok" if not errors and subscribers == self.args.clients else "FAIL"
+        mark = "ok" if not errors and result["live"] == self.args.clients else "FAIL"
         self.row(
             f"[hold {self.args.hold:.0f} s idle] streams open, errors",
-            f"{subscribers:.0f}, {json.dumps(errors) if errors else 0}",
+            f"{result['live']}, {json.dumps(errors) if errors else 0}",
             f"all open, 0 errors: {mark}",
         )
 
@@ -325,11 +342,30 @@ class Bench:
             spell = f"{base[key]} -> {after[key]} {unit} ({change:+.1f} %)"
             self.row(f"[churn] server {key}: before -> after", spell, f"10 %: {mark}")
 
+    def health(self) -> None:
+        """``/health`` latency while the server's own process runs the pipeline."""
+        video = self.args.health_video or ensure_health_video()
+        out = tempfile.mkdtemp(prefix="sse-bench-process-")
+        try:
+            self.server.ask(f"process {video} {out}")
+            t0 = time.monotonic()
+            times, failures = probe_health_until_done(self.port, self.server)
+            wall = time.monotonic() - t0
+            result = json.loads(self.server.readline(3600))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        self.row("[health] processed while streaming", f"{wall:.1f} s, {result}")
+        spell = f"{pct(times, 50):.1f} / {pct(times, 99):.1f} / {max(times, default=0):.1f} ms"
+        mark = "ok" if times and pct(times, 99) <= 50 and not failures else "FAIL"
+        self.row(f"[health] {len(times)} probes p50 / p99 / max", spell, f"p99 <= 50 ms: {mark}")
+        if failures:
+            self.row("[health] failed probes", str(failures), "FAIL")
+
     def run(self) -> None:
         args = self.args
         print(
             f"SSE load: {args.clients} clients in {args.procs} client process(es), "
-            f"{args.rate:g} events/s, {args.pad} B padding, server pid {self.server_pid} "
+            f"{args.rate:g} events/s, {args.pad} B padding, server pid {self.server_pids} "
             f"port {self.port}\nNOTE: the load generator runs on the same {os.cpu_count()}-core "
             "machine as the server (127.0.0.1), so client CPU competes with the server.",
             flush=True,
@@ -346,6 +382,8 @@ class Bench:
             self.resume()
         if args.churn:
             self.churn()
+        if args.health:
+            self.health()
         self.row("load average at end (1 min)", f"{os.getloadavg()[0]:.2f}", "(other work skews)")
 
     def close(self) -> None:
@@ -359,6 +397,45 @@ class Bench:
         self.server.end()
 
 
+def ensure_health_video() -> Path:
+    """The session bench/speed.py uses (rendered once into its cache)."""
+    sys.path.insert(0, str(HERE))
+    from _common import DEFAULT_WORK, ensure_session
+
+    settings = argparse.Namespace(
+        work=DEFAULT_WORK, duration=600.0, size="1920x1080", fps=30.0, seed=7
+    )
+    return ensure_session(settings)
+
+
+def probe_health_until_done(port: int, server: Child) -> tuple[list[float], int]:
+    """GET /health on a fresh connection every 20 ms until the server says processing ended."""
+    server.send("wait")
+    times, failures = [], 0
+    while not server_has_replied(server):
+        started = time.perf_counter()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                reply = b""
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            if b" 200 " not in reply.split(b"\r\n", 1)[0]:
+                failures += 1
+        except OSError:
+            failures += 1
+        times.append((time.perf_counter() - started) * 1000)
+        if times[-1] > 50:
+            print("SLOW", len(times), round(times[-1]), file=sys.stderr)
+        time.sleep(0.02)
+    return times, failures
+
+
+def server_has_replied(server: Child) -> bool:
+    ready, _, _ = select.select([server.proc.stdout], [], [], 0)
+    return bool(ready) or b"\n" in server._buffer
+
+
 def cpu_of(pid: int) -> float:
     """User + system CPU seconds of a live process, from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -367,9 +444,11 @@ def cpu_of(pid: int) -> float:
 
 
 def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of ``values``, in any order."""
     if not values:
         return 0.0
-    return values[min(len(values) - 1, int(len(values) * q / 100))]
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 def hist_pct(histogram: Counter, q: float) -> int:
@@ -405,10 +484,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=15.0,
         help="server write deadline (EventServer default)",
     )
+    parser.add_argument(
+        "--health", action="store_true", help="probe /health while the server runs the pipeline"
+    )
+    parser.add_argument("--health-video", type=Path, help="video for --health (default: cached)")
+    parser.add_argument("--broker", metavar="URL", help="serve with --broker URL (Redis)")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (with --broker)")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait after publishing")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.procs < 1 or args.rate <= 0 or args.slow >= args.clients:
         parser.error("need clients >= 1, procs >= 1, rate > 0 and slow < clients")
+    if args.broker and (args.slow or args.churn or args.health):
+        parser.error("with --broker: connect, --hold, steady and --resume-trials phases only")
     return args
 
 

@@ -64,3 +64,19 @@ def detect_settings(confidence, water_zone, board_zone, no_person, full_scan):
         use_person=not no_person,
         full_scan=full_scan,
     )
+
+
+def broker_options(function):
+    """Add --broker and --broker-key (events shared through a Redis Stream)."""
+    function = click.option(
+        "--broker-key",
+        default="diveanalyzer:events",  # broker.DEFAULT_KEY (not imported: keeps startup fast)
+        show_default=True,
+        help="Name of the Redis Stream holding the events.",
+    )(function)
+    return click.option(
+        "--broker",
+        metavar="URL",
+        help="Also publish the live events to Redis (e.g. redis://localhost:6379/0), for "
+        "`python -m diveanalyzer.serve DIR --broker URL` servers on any machine.",
+    )(function)

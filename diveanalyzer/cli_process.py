@@ -15,13 +15,14 @@ from pathlib import Path
 
 import click
 
-from diveanalyzer.cli_options import detect_settings, detection_options
+from diveanalyzer.cli_options import broker_options, detect_settings, detection_options
 from diveanalyzer.errors import PortInUseError, UsageError
 
 GALLERY_NAME = "review_gallery.html"
 EXIT_FAILED = 2
 EXIT_INTERRUPTED = 130
 _FLUSH_S = 0.3  # time for the last events to reach every viewer before the server stops
+_BROKER_FLUSH_S = 5.0  # at most this long at the end to send events still buffered for Redis
 
 
 def _server_options(function):
@@ -52,6 +53,7 @@ def _server_options(function):
 )
 @click.option("--enable-server", is_flag=True, help="Stream live progress and dives to a browser.")
 @_server_options
+@broker_options
 @click.option(
     "--accurate",
     is_flag=True,
@@ -67,6 +69,8 @@ def process(
     enable_server,
     server_port,
     keep_serving,
+    broker,
+    broker_key,
     accurate,
     no_audio,
     force,
@@ -87,6 +91,10 @@ def process(
     With --enable-server, http://localhost:PORT/ shows the progress and each dive live,
     then the gallery (of the first video, when there are several). A video that fails is
     reported in one line and the others are still processed; the exit code is then 2.
+
+    With --broker redis://HOST:6379/0 the events also go to Redis, for the servers of
+    `python -m diveanalyzer.serve DIR --broker URL` (on any machine) to show. Redis being
+    slow or down never holds up the processing; events are sent when it is back.
     """
     from diveanalyzer.pipeline import ProcessOptions
 
@@ -98,7 +106,8 @@ def process(
         force=force,
     )
     port = server_port if enable_server else None
-    _exit(run_process(list(videos), options, port, keep_serving))
+    sink = BrokerSink(broker, broker_key) if broker is not None else None
+    _exit(run_process(list(videos), options, port, keep_serving, broker=sink))
 
 
 @click.command("demo")
@@ -170,20 +179,27 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
-def run_process(videos: list, options, port: int | None, keep_serving: bool, before=None) -> int:
+def run_process(
+    videos: list, options, port: int | None, keep_serving: bool, before=None, broker=None
+) -> int:
     """Process the videos (with a live server when ``port`` is not None); the exit code.
 
     ``before()``, when given, runs once the server is listening (the demo renders then).
+    ``broker`` (a `BrokerSink`) sends the events to Redis; the server, if any, then shows
+    them from Redis too.
     """
     from diveanalyzer.pipeline import plan_folders
 
     plan = plan_folders(videos, options.out_dir)
-    server = _start_server(plan[0] / GALLERY_NAME, port) if port is not None else None
+    server = None
+    if port is not None:
+        server = _start_server(plan[0] / GALLERY_NAME, port, broker)
+    publisher = broker.publisher() if broker is not None and server is None else None
     with _Interrupts() as interrupts:
         try:
             if before is not None:
                 before()
-            code = _run(videos, options, plan, server)
+            code = _run(videos, options, plan, server or publisher)
         except KeyboardInterrupt:
             click.echo(
                 "Error: interrupted; the video being processed was left incomplete", err=True
@@ -192,20 +208,48 @@ def run_process(videos: list, options, port: int | None, keep_serving: bool, bef
         except BaseException:
             if server is not None:
                 server.stop()
+            if publisher is not None:
+                publisher.close(timeout=0)
             raise
         _finish_server(server, keep_serving, interrupts)
+        if broker is not None:
+            unsent = server.broker_unsent if server else publisher.close(_BROKER_FLUSH_S)
+            broker.report(unsent)
     return code
 
 
-def _run(videos: list, options, plan: list[Path], server) -> int:
+class BrokerSink:
+    """``--broker``: where the events go besides the terminal (and the local server)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        from diveanalyzer.server.broker import check_url
+
+        self.url = check_url(url)
+        self.key = key
+
+    def publisher(self):
+        from diveanalyzer.server.broker import BrokerPublisher
+
+        return BrokerPublisher(self.url, key=self.key)
+
+    def report(self, unsent: int) -> None:
+        if unsent:
+            click.echo(
+                f"Warning: {unsent} live event(s) could not be sent to Redis ({self.url})",
+                err=True,
+            )
+
+
+def _run(videos: list, options, plan: list[Path], sink) -> int:
+    """Process; each event goes to the terminal and to ``sink`` (server or publisher)."""
     from diveanalyzer.pipeline import process_videos
 
     terminal = _Terminal()
 
     def emit(event_type: str, payload: dict) -> None:
         terminal(event_type, payload)
-        if server is not None:
-            server.emit(event_type, payload)
+        if sink is not None:
+            sink.emit(event_type, payload)
 
     try:
         outcomes = process_videos(videos, options, emit, terminal.report, plan=plan)
@@ -217,12 +261,13 @@ def _run(videos: list, options, plan: list[Path], server) -> int:
     return EXIT_FAILED if any(not o.ok for o in outcomes) else 0
 
 
-def _start_server(gallery: Path, port: int):
+def _start_server(gallery: Path, port: int, broker: BrokerSink | None = None):
     from diveanalyzer.server import EventServer
 
     # Failures come back as exceptions and become one line; keep the server's log quiet.
     logging.getLogger("diveanalyzer.server").addHandler(logging.NullHandler())
-    server = EventServer(gallery, host="localhost", port=port, log_level="WARNING")
+    shared = {"broker": broker.url, "broker_key": broker.key} if broker is not None else {}
+    server = EventServer(gallery, host="localhost", port=port, log_level="WARNING", **shared)
     if not server.start():
         error = server.start_error
         if isinstance(error, PortInUseError):

@@ -41,3 +41,7 @@ class PortInUseError(ServerError):
 
 class OutputError(DiveAnalyzerError):
     """An output folder or file cannot be written."""
+
+
+class BrokerError(DiveAnalyzerError):
+    """The event broker (``--broker redis://...``) is misconfigured."""

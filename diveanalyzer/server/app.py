@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import bottle
 
 from diveanalyzer.paths import VIEWS
-from diveanalyzer.server.hub import Hub, iso_utc
+from diveanalyzer.server.hub import Hub, StreamLimitReached, iso_utc
 from diveanalyzer.server.review import PAGE_HEADERS, ReviewApp
 from diveanalyzer.server.security import SERVABLE_SUFFIXES, serve_file
 from diveanalyzer.server.sse import (
@@ -31,6 +31,12 @@ from diveanalyzer.server.sse import (
 
 #: WSGI environ key under which the server's handler exposes the client socket.
 SOCKET_ENVIRON_KEY = "diveanalyzer.socket"
+#: A callable our WSGI handler puts in the environ: it hands the connection to the caller.
+DETACH_ENVIRON_KEY = "diveanalyzer.detach_stream"
+
+#: With a broker, how long a resuming client waits for this process to have read the last
+#: event it saw (from Redis) before it is told to resync instead.
+_CATCH_UP_S = 2.0
 
 #: The live page, found next to the package (``views/`` at the top of the checkout).
 LIVE_PAGE = VIEWS / "live.html"
@@ -58,10 +64,12 @@ class AppConfig:
     """The gallery page served at ``/`` once it exists."""
     uptime: Callable[[], float]
     """Seconds the server has been listening."""
-    heartbeat_s: float = 15.0
-    """Seconds between ``: keepalive`` comments on an idle stream."""
     retry_ms: int = 3000
     """Reconnection delay sent to clients in the ``retry:`` field."""
+    broker_status: Callable[[], str] | None = None
+    """``"up"``/``"down"`` of the Redis broker; None without one (``/health`` omits it)."""
+    broker_counters: Callable[[], dict[str, int]] | None = None
+    """The broker's ``published``, ``dropped`` and ``pending`` counts, for ``/metrics``."""
 
 
 def json_error_body(status: int, message: str) -> str:
@@ -155,6 +163,9 @@ class EventApp:
             "uptime_s": round(self.config.uptime(), 3),
             "gallery_ready": self.config.gallery_path.is_file(),
         }
+        if self.config.broker_status is not None:
+            # Still 200 while it is down: the streams stay open and catch up when it returns.
+            body["broker"] = self.config.broker_status()
         return bottle.HTTPResponse(json.dumps(body), headers=_JSON_HEADERS)
 
     def history(self) -> bottle.HTTPResponse:
@@ -196,6 +207,34 @@ class EventApp:
                 hub.clients_dropped,
             ),
             ("diveanalyzer_uptime_seconds", "gauge", "Seconds since the server started.", uptime),
+            *self._broker_metric_values(),
+        ]
+
+    def _broker_metric_values(self) -> list[tuple[str, str, str, object]]:
+        if self.config.broker_counters is None:
+            return []
+        counts = self.config.broker_counters()
+        up = int(self.config.broker_status() == "up")
+        return [
+            ("diveanalyzer_broker_up", "gauge", "1 while Redis is being followed.", up),
+            (
+                "diveanalyzer_broker_published_total",
+                "counter",
+                "Events this process wrote to Redis.",
+                counts["published"],
+            ),
+            (
+                "diveanalyzer_broker_dropped_total",
+                "counter",
+                "Events dropped: buffer full while Redis was away, or refused by Redis.",
+                counts["dropped"],
+            ),
+            (
+                "diveanalyzer_broker_pending",
+                "gauge",
+                "Events waiting to be written to Redis.",
+                counts["pending"],
+            ),
         ]
 
     # -- the stream ---------------------------------------------------------------------------
@@ -209,15 +248,35 @@ class EventApp:
                     request.get_header("Last-Event-ID"), request.query.get("last_event_id")
                 ),
                 types=parse_types(request.query.get("types")),
-                heartbeat_s=self.config.heartbeat_s,
                 retry_ms=self.config.retry_ms,
             )
         except BadStreamRequest as exc:
             raise bottle.HTTPError(400, str(exc)) from None
         if not self.hub.accepting:
             raise bottle.HTTPError(503, "The server is shutting down.")
-        sock = request.environ.get(SOCKET_ENVIRON_KEY)
-        return bottle.HTTPResponse(event_stream(self.hub, options, sock), headers=SSE_HEADERS)
+        resume_from = options.last_event_id
+        if self.config.broker_status is not None and resume_from is not None:
+            self.hub.catch_up(resume_from, _CATCH_UP_S)
+        environ = request.environ
+        try:
+            body = event_stream(
+                self.hub,
+                options,
+                detach=environ.get(DETACH_ENVIRON_KEY),
+                chunked=environ.get("SERVER_PROTOCOL") != "HTTP/1.0",
+            )
+            first = next(body)  # subscribes now, so a full server answers 503, not a stream
+        except StreamLimitReached:
+            too_many = bottle.HTTPError(503, "Too many viewers; try again shortly.")
+            too_many.set_header("Retry-After", "5")
+            raise too_many from None
+        return bottle.HTTPResponse(_prepend(first, body), headers=SSE_HEADERS)
+
+
+def _prepend(first: bytes, rest: Generator[bytes, None, None]) -> Iterator[bytes]:
+    """``first`` then ``rest``; closing it closes ``rest`` (a WSGI server ends streams so)."""
+    yield first
+    yield from rest
 
 
 def _read_live_page() -> bytes:

@@ -12,17 +12,18 @@ Either way `emit()` may be called from any thread (greenlets, plain threads, gev
 threadpool): it encodes the payload in the caller's thread and appends it to an inbox that
 the hub thread drains, woken by a loop ``async`` watcher, the thread-safe way into a gevent
 loop. Nothing else crosses threads.
+
+With ``broker="redis://..."`` events go through a Redis Stream instead (see `broker.py`):
+`emit()` hands them to the broker, whose reader thread delivers every process's events,
+this one's included, numbered by Redis, through the same inbox to `Hub.publish_numbered`.
+Every process sharing the stream then shows the same events under the same ids.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import json
 import logging
-import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -34,12 +35,22 @@ from gevent import monkey
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter
 
-from diveanalyzer.errors import PortInUseError, ServerError
+from diveanalyzer.errors import ServerError
 from diveanalyzer.server.app import AppConfig, EventApp
 from diveanalyzer.server.bridge import Inbox, Latch, real_get_ident, real_lock
+from diveanalyzer.server.broker import COUNTERS, DEFAULT_KEY, RedisBroker, check_url
 from diveanalyzer.server.hub import Hub
-from diveanalyzer.server.sse import RESERVED_TYPES, is_valid_event_type
+from diveanalyzer.server.server_support import (
+    BrokeredHub,
+    check_settings,
+    deliver_batch,
+    encode_payload,
+    listen_error,
+    open_listener,
+)
 from diveanalyzer.server.wsgi import EventWSGIServer
+
+__all__ = ["EventServer", "encode_payload"]
 
 _START_TIMEOUT_S = 30.0
 _STOP_GRACE_S = 1.0
@@ -53,6 +64,7 @@ class _Run:
     own_thread: bool
     wsgi: EventWSGIServer | None = None
     inbox: Inbox | None = None
+    broker: RedisBroker | None = None
     thread: threading.Thread | None = None
     stop_requested: gevent.event.Event | None = None
     started: float = 0.0
@@ -71,11 +83,19 @@ class EventServer:
     * ``heartbeat_interval``: seconds of silence before a ``: keepalive`` comment (15).
     * ``history_size``: events kept for ``Last-Event-ID`` resume and ``/events/history`` (1000).
     * ``queue_size``: events a client may fall behind before it is disconnected (1000).
-    * ``client_timeout``: seconds a write may block (client not reading) before the
-      connection is dropped; also the idle timeout of a connection (15: a frozen client
-      first fills its socket buffers, so the whole drop takes a few seconds more, under 20).
+    * ``client_timeout``: seconds a stream may make no progress (its writes blocked, or
+      what it received left unread) before it is dropped; also the idle timeout of other
+      connections (15). TCP shows an unread stream once about 64 KB wait at the client.
     * ``retry_ms``: reconnection delay sent to clients (3000).
-    * ``max_connections``: concurrent connections served; more wait to be accepted (1000).
+    * ``max_connections``: open ``/events`` streams (more get 503 with ``Retry-After``),
+      and requests handled at once (more wait to be accepted) (1000).
+    * ``broker``: a ``redis://`` URL: share events (and their ids) with every server process
+      using the same Redis Stream ``broker_key``, trimmed to ``history_size`` events. A bad
+      URL raises `BrokerError`; Redis being down does not stop the server (``/health``
+      says ``"broker": "down"``, emits are buffered and sent when Redis is back).
+    * ``reuse_port``: listen with SO_REUSEPORT, so worker processes can share one port.
+    * ``access_token``: the token changes need off loopback (default: a fresh one); workers
+      sharing a port must share it.
 
     In a monkey-patched program the server shares the main thread's hub, so CPU-heavy work
     belongs in gevent's threadpool (as the pipeline does), or the streams stall meanwhile.
@@ -94,8 +114,16 @@ class EventServer:
         client_timeout: float = 15.0,
         retry_ms: int = 3000,
         max_connections: int = 1000,
+        broker: str | None = None,
+        broker_key: str = DEFAULT_KEY,
+        reuse_port: bool = False,
+        access_token: str | None = None,
     ) -> None:
-        _check_settings(port, heartbeat_interval, client_timeout, retry_ms, max_connections)
+        check_settings(port, heartbeat_interval, client_timeout, retry_ms, max_connections)
+        self.broker_url = None if broker is None else check_url(broker)
+        self.broker_key = broker_key
+        self.reuse_port = bool(reuse_port)
+        self._history_size = int(history_size)
         self.gallery_path = Path(gallery_path)
         self.host = host
         self.port = int(port)
@@ -105,14 +133,28 @@ class EventServer:
         self.logger.setLevel(log_level.upper() if isinstance(log_level, str) else log_level)
         #: Why the last `start()` failed (a `ServerError`), or None.
         self.start_error: ServerError | None = None
-        self._hub = Hub(history_size=history_size, queue_size=queue_size)
+        #: With a broker: events of the last run that never reached Redis (set by `stop()`).
+        self.broker_unsent = 0
+        self._hub = Hub(
+            history_size=history_size,
+            queue_size=queue_size,
+            heartbeat_s=float(heartbeat_interval),
+            write_timeout_s=self.client_timeout,
+            max_subscribers=self.max_connections,
+        )
         config = AppConfig(
             gallery_path=self.gallery_path,
             uptime=self._uptime,
-            heartbeat_s=float(heartbeat_interval),
             retry_ms=int(retry_ms),
+            broker_status=self._broker_status if broker is not None else None,
+            broker_counters=self._broker_counters if broker is not None else None,
         )
         self._app = EventApp(self._hub, config)
+        if broker is not None:
+            # Review changes must be numbered by Redis too, like every other event.
+            self._app.review.hub = BrokeredHub(self._hub, self._publish_to_broker)
+        if access_token is not None:
+            self._app.review.token = self._app.review.guard.token = access_token
         self._state_lock = real_lock()
         self._state = "stopped"
         self._run: _Run | None = None
@@ -175,6 +217,8 @@ class EventServer:
         run = self._run
         if run is None or run.inbox is None:
             return False
+        if run.broker is not None:
+            return run.broker.publish(event_type, payload_json, time.time())
         return run.inbox.put(self._hub.publish, event_type, payload_json, time.time())
 
     def is_running(self) -> bool:
@@ -260,8 +304,14 @@ class EventServer:
 
     def _open(self, run: _Run) -> None:
         """Bind, start accepting and set up the inbox, on the hub thread. Sets ``run.error``."""
+        try:
+            listener = open_listener(self.host, self.port, self.reuse_port)
+        except OSError as exc:
+            run.error = listen_error(exc, self.host, self.port)
+            run.ready.set()
+            return
         wsgi = EventWSGIServer(
-            (self.host, self.port),
+            listener,
             self._app.wsgi,
             event_hub=self._hub,
             client_timeout=self.client_timeout,
@@ -273,7 +323,8 @@ class EventServer:
         try:
             wsgi.start()
         except OSError as exc:
-            run.error = _listen_error(exc, self.host, self.port)
+            listener.close()
+            run.error = listen_error(exc, self.host, self.port)
             run.ready.set()
             return
         self._bound_port = wsgi.server_port
@@ -282,10 +333,22 @@ class EventServer:
         run.stop_requested = gevent.event.Event()
         run.started = time.monotonic()
         run.inbox = Inbox(self.logger)
+        if self.broker_url is not None:
+            broker = RedisBroker(
+                self.broker_url, key=self.broker_key, maxlen=self._history_size, logger=self.logger
+            )
+            # The reader thread hands each batch it reads to this (hub) thread.
+            broker.start(lambda batch: run.inbox.put(deliver_batch, self._hub, batch))
+            run.broker = broker
         run.ready.set()
 
     def _close(self, run: _Run) -> None:
         """Publish pending emits, end every stream, close the listener (on the hub thread)."""
+        if run.broker is not None:
+            run.broker.stop()
+            self.broker_unsent = run.broker.pending + run.broker.dropped
+            if self.broker_unsent:
+                self.logger.warning("%d event(s) were not sent to Redis", self.broker_unsent)
         run.inbox.close()
         self._hub.close_all()
         run.wsgi.stop(timeout=_STOP_GRACE_S)
@@ -317,74 +380,24 @@ class EventServer:
         run = self._run
         return time.monotonic() - run.started if run is not None and run.started else 0.0
 
+    # -- broker -------------------------------------------------------------------------------
 
-# -- helpers ----------------------------------------------------------------------------------
+    def _publish_to_broker(self, event_type: str, payload_json: str, timestamp: float) -> bool:
+        run = self._run
+        if run is None or run.broker is None:
+            return False
+        return run.broker.publish(event_type, payload_json, timestamp)
 
+    def _broker_status(self) -> str:
+        run = self._run
+        return run.broker.status() if run is not None and run.broker is not None else "down"
 
-def encode_payload(event_type: str, payload: Mapping | None) -> str:
-    """Validate an event and encode its payload as one line of JSON (ASCII)."""
-    if not is_valid_event_type(event_type):
-        raise ValueError(
-            f"event type must be letters, digits, '_', '.', '-' (start with a letter, "
-            f"at most 64 characters), got {event_type!r}"
-        )
-    if event_type in RESERVED_TYPES:
-        raise ValueError(f"event type {event_type!r} is reserved for the server")
-    if payload is None:
-        payload = {}
-    if not isinstance(payload, Mapping):
-        raise TypeError(f"payload must be a mapping (a dict), got {type(payload).__name__}")
-    try:
-        return json.dumps(payload, default=_json_default, allow_nan=False)
-    except ValueError:
-        # NaN/Infinity are not JSON (a browser's JSON.parse rejects them): send null.
-        return json.dumps(_finite(payload), default=_json_default, allow_nan=False)
+    @property
+    def broker_state(self) -> str | None:
+        """``"up"``/``"down"`` (Redis followed or not) with a broker; None without one."""
+        return None if self.broker_url is None else self._broker_status()
 
-
-def _json_default(value: object) -> object:
-    """JSON form of the values the pipeline naturally emits (records, paths, numpy)."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    raise TypeError(f"payload value of type {type(value).__name__} is not JSON serializable")
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _listen_error(exc: OSError, host: str, port: int) -> ServerError:
-    """A one-line, specific reason for a failed bind/listen."""
-    if isinstance(exc, socket.gaierror):
-        return ServerError(f"cannot resolve host {host!r}")
-    if exc.errno == errno.EADDRINUSE:
-        return PortInUseError(f"port {port} on {host} is already in use")
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return ServerError(f"not allowed to listen on {host}:{port}")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return ServerError(f"cannot listen on {host}: not an address of this machine")
-    return ServerError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno or 0)}")
-
-
-def _check_settings(
-    port: int, heartbeat: float, client_timeout: float, retry_ms: int, max_connections: int
-) -> None:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
-    if heartbeat <= 0 or client_timeout <= 0:
-        raise ValueError("heartbeat_interval and client_timeout must be positive")
-    if retry_ms < 0 or max_connections < 1:
-        raise ValueError("retry_ms must be >= 0 and max_connections >= 1")
+    def _broker_counters(self) -> dict[str, int]:
+        run = self._run
+        broker = run.broker if run is not None else None
+        return broker.counters() if broker is not None else dict.fromkeys(COUNTERS, 0)

@@ -1,5 +1,9 @@
 """The broadcaster: one history ring, many subscribers, each event encoded once.
 
+Publishing stores the event and schedules one fan-out for the current loop iteration, so
+events published together reach each client in one write. One timer per hub sends the
+heartbeats and cuts off clients that stopped reading; no stream has a timer of its own.
+
 Everything in this module runs on the server's gevent hub thread (request greenlets and the
 callback that drains `EventServer.emit`), so it needs no locks: greenlets only switch at
 blocking calls, and nothing here blocks. Other threads never touch a `Hub`; they hand
@@ -8,18 +12,18 @@ events to the hub thread (see `event_server.py`).
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import itertools
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import gevent.queue
+import gevent
 
-#: Put into a subscriber's queue to tell its stream to finish cleanly.
-CLOSE = object()
+from diveanalyzer.server.subscriber import Subscriber, chunk
 
 
 def iso_utc(timestamp: float) -> str:
@@ -42,6 +46,8 @@ class Event:
     """The payload as one line of JSON (encoded once, in the emitting thread)."""
     frame: bytes
     """The complete SSE message (``id:``/``event:``/``data:`` lines), sent as-is to every client."""
+    chunk: bytes
+    """`frame` as one HTTP/1.1 chunk, for streams the hub writes to directly."""
 
     def history_json(self) -> str:
         """This event as ``/events/history`` lists it (the payload JSON is reused as is)."""
@@ -56,58 +62,59 @@ def encode_frame(event_id: int, event_type: str, payload_json: str) -> bytes:
     return f"id: {event_id}\nevent: {event_type}\ndata: {payload_json}\n\n".encode()
 
 
-@dataclass(eq=False)
-class Subscriber:
-    """One open ``/events`` stream: its bounded queue and what it wants to receive."""
+#: Subscribers written to per step of a fan-out (a few ms of sends; requests run between).
+FAN_OUT_SLICE = 250
 
-    queue: gevent.queue.Queue
-    """Events waiting to be written to this client (bounded: a full queue drops the client)."""
-    types: frozenset[str] | None = None
-    """Event types this client asked for with ``?types=``; None means every type."""
-    disconnect: Callable[[], None] | None = None
-    """Cuts the client's connection at once (used when it is dropped); may be None."""
-    closed: bool = False
-    """True once the stream must end: after the queued events, or at once when `aborted`."""
-    aborted: bool = False
-    """True when the stream must end without sending what is queued (client cut off)."""
 
-    def wants(self, event_type: str) -> bool:
-        """Whether this subscriber's ``?types=`` filter lets ``event_type`` through."""
-        return self.types is None or event_type in self.types
+@dataclass(eq=False, slots=True)
+class _Flight:
+    """A fan-out in progress: these events, to these subscribers, from index ``next`` on."""
 
-    def finish(self) -> None:
-        """Ask the stream to end after the events already queued (a clean end of stream)."""
-        self.closed = True
-        try:
-            self.queue.put_nowait(CLOSE)
-        except gevent.queue.Full:
-            # No room for the marker: the client is behind anyway, so cut it off.
-            self.abort()
+    events: list[Event]
+    subscribers: list[Subscriber]
+    next: int = 0
+    shared: dict = field(default_factory=dict)
 
-    def abort(self) -> None:
-        """End the stream now, discarding queued events, and cut the connection."""
-        self.closed = True
-        self.aborted = True
-        if self.disconnect is not None:
-            with contextlib.suppress(OSError):
-                self.disconnect()
+
+class StreamLimitReached(RuntimeError):
+    """As many streams are open as the server allows (HTTP 503)."""
 
 
 class Hub:
     """Numbers events, keeps the last ``history_size`` of them, and fans them out.
 
-    Each event is encoded to bytes exactly once (`Event.frame`); every subscriber's queue
-    receives the same object.
+    Each event is encoded to bytes exactly once (`Event.frame`, `Event.chunk`); a batch of
+    events becomes one bytes object shared by every client with the same filter.
     """
 
-    def __init__(self, history_size: int = 1000, queue_size: int = 1000) -> None:
-        if history_size < 1 or queue_size < 1:
-            raise ValueError("history_size and queue_size must be at least 1")
+    def __init__(
+        self,
+        history_size: int = 1000,
+        queue_size: int = 1000,
+        *,
+        heartbeat_s: float = 15.0,
+        write_timeout_s: float = 15.0,
+        max_subscribers: int = 10_000,
+    ) -> None:
+        if history_size < 1 or queue_size < 1 or max_subscribers < 1:
+            raise ValueError("history_size, queue_size and max_subscribers must be at least 1")
         self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.write_timeout_s = write_timeout_s
+        self.max_subscribers = max_subscribers
         self._history: deque[Event] = deque(maxlen=history_size)
         self._ids = itertools.count(1)
         self._last_id = 0
         self._subscribers: set[Subscriber] = set()
+        self._outbox: list[Event] = []
+        self._flight: _Flight | None = None
+        self._next_slice = None
+        self._timer = None
+        # Timer: each client is visited once a round (see `_tick`), a share of them a tick.
+        self._round_s = min(heartbeat_s / 4, 2.5)
+        self._tick_s = min(heartbeat_s / 8, 0.25)
+        self._to_visit: list[Subscriber] = []
+        self._visits_per_tick = 0
         self.events_published = 0
         self.clients_dropped = 0
         self.accepting = True
@@ -115,28 +122,78 @@ class Hub:
     # -- publishing ---------------------------------------------------------------------------
 
     def publish(self, event_type: str, payload_json: str, timestamp: float | None = None) -> Event:
-        """Number, store and broadcast one event. Never blocks; drops subscribers that are full."""
-        event_id = next(self._ids)
-        event = Event(
-            id=event_id,
-            event_type=event_type,
-            timestamp=time.time() if timestamp is None else timestamp,
-            payload_json=payload_json,
-            frame=encode_frame(event_id, event_type, payload_json),
-        )
+        """Number, store and broadcast one event. Never blocks."""
+        timestamp = time.time() if timestamp is None else timestamp
+        return self._store(next(self._ids), event_type, payload_json, timestamp)
+
+    def publish_numbered(
+        self, event_id: int, event_type: str, payload_json: str, timestamp: float
+    ) -> Event | None:
+        """Store and broadcast an event numbered elsewhere (by the broker; ids shared by
+        every server process). An id not above `last_id` was seen already: ignored (None)."""
+        if event_id <= self._last_id:
+            return None
+        self._ids = itertools.count(event_id + 1)
+        return self._store(event_id, event_type, payload_json, timestamp)
+
+    def _store(self, event_id: int, event_type: str, payload_json: str, timestamp: float) -> Event:
+        frame = encode_frame(event_id, event_type, payload_json)
+        event = Event(event_id, event_type, timestamp, payload_json, frame, chunk(frame))
         self._last_id = event_id
         self._history.append(event)
         self.events_published += 1
-        for subscriber in list(self._subscribers):
-            if subscriber.wants(event_type):
-                self._offer(subscriber, event)
+        if not self._outbox and self._subscribers:
+            gevent.get_hub().loop.run_callback(self._fan_out)
+        if self._subscribers:
+            self._outbox.append(event)
         return event
 
-    def _offer(self, subscriber: Subscriber, event: Event) -> None:
-        try:
-            subscriber.queue.put_nowait(event)
-        except gevent.queue.Full:
-            self.drop(subscriber)
+    def _fan_out(self) -> None:
+        """Send the events published since the last fan-out to every subscriber.
+
+        Done in slices of `FAN_OUT_SLICE` subscribers, one timer tick each, so requests
+        (``/health``, pages) are served between slices instead of after thousands of
+        writes. Events published meanwhile wait for the next fan-out, keeping the order.
+        """
+        if self._flight is None and self._outbox:
+            self._flight = _Flight(self._outbox, list(self._subscribers))
+            self._outbox = []
+            self._fan_slice()
+
+    def _fan_slice(self, everything: bool = False) -> None:
+        flight = self._flight
+        events, newest = flight.events, flight.events[-1].id
+        end = len(flight.subscribers) if everything else flight.next + FAN_OUT_SLICE
+        for subscriber in itertools.islice(flight.subscribers, flight.next, end):
+            if subscriber.last_sent >= newest:
+                continue  # subscribed after these were published: its opening had them
+            if subscriber.last_sent < events[0].id:
+                key = (subscriber.types, subscriber.chunked)
+                batch = flight.shared.get(key)
+                if batch is None:
+                    batch = flight.shared[key] = _batch(events, subscriber)
+            else:
+                batch = _batch([e for e in events if e.id > subscriber.last_sent], subscriber)
+            subscriber.last_sent = newest
+            subscriber.offer(*batch)
+        flight.next = end
+        if end < len(flight.subscribers):
+            # A timer, not a loop callback: gevent runs dozens of callbacks back to back
+            # before it polls sockets again, a timer waits for the next poll.
+            if self._next_slice is None:
+                self._next_slice = gevent.get_hub().loop.timer(0.0)
+            self._next_slice.start(self._fan_slice)
+            return
+        self._flight = None
+        self._fan_out()
+
+    def _fan_out_now(self) -> None:
+        """Finish every pending fan-out at once (shutdown: nothing may be left behind)."""
+        while self._flight is not None or self._outbox:
+            if self._flight is None:
+                self._fan_out()
+            else:
+                self._fan_slice(everything=True)
 
     def drop(self, subscriber: Subscriber) -> None:
         """Cut off a client that cannot keep up; it may reconnect and resume by id."""
@@ -151,16 +208,20 @@ class Hub:
 
     # -- subscribers --------------------------------------------------------------------------
 
-    def subscribe(
-        self,
-        types: Iterable[str] | None = None,
-        disconnect: Callable[[], None] | None = None,
-    ) -> Subscriber:
-        """Register a new stream. A hub that is shutting down hands back a closed subscriber."""
+    def subscribe(self, types: Iterable[str] | None = None, *, chunked: bool = False) -> Subscriber:
+        """Register a new stream, positioned after the newest event (its opening replays any
+        older ones). A hub that is shutting down hands back a closed subscriber.
+
+        Raises `StreamLimitReached` when ``max_subscribers`` streams are open.
+        """
+        if self.accepting and len(self._subscribers) >= self.max_subscribers:
+            raise StreamLimitReached(f"{self.max_subscribers} streams are open already")
         subscriber = Subscriber(
-            queue=gevent.queue.Queue(self.queue_size),
-            types=None if types is None else frozenset(types),
-            disconnect=disconnect,
+            None if types is None else frozenset(types),
+            chunked=chunked,
+            last_sent=self._last_id,
+            capacity=self.queue_size,
+            on_end=self._ended,
         )
         if self.accepting:
             self._subscribers.add(subscriber)
@@ -168,25 +229,72 @@ class Hub:
             subscriber.finish()
         return subscriber
 
+    def attach(self, subscriber: Subscriber, sock) -> None:
+        """Hand a subscriber's connection to the hub: from now on the hub writes to it."""
+        subscriber.attach(sock, gevent.get_hub().loop)
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Forget a stream (idempotent). Called from every stream's ``finally``."""
+        """Forget a stream and release its connection (idempotent)."""
         self._subscribers.discard(subscriber)
-        subscriber.closed = True
+        subscriber.abort()
+
+    def _ended(self, subscriber: Subscriber, dropped: bool) -> None:
+        if dropped:
+            self.drop(subscriber)
+        else:
+            self.unsubscribe(subscriber)
 
     def close_all(self) -> None:
         """Stop taking subscribers and end every open stream (server shutdown)."""
         self.accepting = False
+        self._fan_out_now()
         for subscriber in list(self._subscribers):
-            subscriber.finish()
             self._subscribers.discard(subscriber)
+            subscriber.finish()
+        self._to_visit = []
+        for watcher in (self._timer, self._next_slice):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._timer = self._next_slice = None
 
     def reopen(self) -> None:
-        """Accept subscribers again (server restart). History and ids carry on."""
+        """Accept subscribers again (server start or restart), on the server's hub thread.
+        History and ids carry on."""
         self.accepting = True
+        if self._timer is None:
+            self._timer = gevent.get_hub().loop.timer(self._tick_s, self._tick_s)
+            self._timer.start(self._tick)
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    # -- the timer ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Visit the next share of the clients, so that each is visited once per round.
+
+        A visit drops a client whose writes made no progress, or who left what it received
+        unread, for ``write_timeout_s``; and sends a heartbeat to one that would otherwise
+        stay silent for longer than ``heartbeat_s``. Spreading the visits keeps each tick
+        to a few milliseconds however many clients there are.
+        """
+        if not self._to_visit:
+            self._to_visit = list(self._subscribers)
+            self._visits_per_tick = math.ceil(len(self._to_visit) * self._tick_s / self._round_s)
+        now = time.monotonic()
+        deadline = now - self.write_timeout_s
+        quiet_since = now - (self.heartbeat_s - self._round_s)
+        for _ in range(min(self._visits_per_tick, len(self._to_visit))):
+            subscriber = self._to_visit.pop()
+            if subscriber.closed:
+                continue
+            subscriber.check_reading(now)
+            if subscriber.stuck_since(deadline):
+                self.drop(subscriber)
+            elif subscriber.last_write < quiet_since and not subscriber.behind:
+                subscriber.keepalive()
 
     # -- history ------------------------------------------------------------------------------
 
@@ -213,9 +321,33 @@ class Hub:
 
         Resync is needed when events after ``last_seen`` have already left the history, or
         when ``last_seen`` is newer than anything published here (the client saw another
-        server's numbering); then the whole history is replayed.
+        server's numbering); then the whole history is replayed. Ids are found by search,
+        not position: with a broker they need not be consecutive.
         """
+        history = list(self._history)
         if last_seen > self._last_id or last_seen < self.oldest_id - 1:
-            return list(self._history), True
-        skip = last_seen - self.oldest_id + 1
-        return list(itertools.islice(self._history, skip, None)), False
+            return history, True
+        return history[bisect.bisect_right(history, last_seen, key=_event_id) :], False
+
+    def catch_up(self, event_id: int, timeout: float) -> bool:
+        """Wait (this greenlet only) until ``event_id`` has been published here, at most
+        ``timeout`` seconds; whether it was. With a broker, a client may resume on this
+        process a moment before this process has read its last event from Redis."""
+        deadline = time.monotonic() + timeout
+        while self._last_id < event_id and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        return self._last_id >= event_id
+
+
+def _event_id(event: Event) -> int:
+    return event.id
+
+
+def _batch(events: list[Event], subscriber: Subscriber) -> tuple[bytes, int]:
+    """The bytes a subscriber gets for ``events`` (its filter applied), and how many."""
+    wanted = [event for event in events if subscriber.wants(event.event_type)]
+    if len(wanted) == 1:
+        event = wanted[0]
+        return (event.chunk if subscriber.chunked else event.frame), 1
+    data = b"".join(event.frame for event in wanted)
+    return (chunk(data) if subscriber.chunked and data else data), len(wanted)

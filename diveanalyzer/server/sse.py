@@ -14,10 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import gevent
-import gevent.queue
-
-from diveanalyzer.server.hub import CLOSE, Hub, Subscriber, iso_utc
+from diveanalyzer.server.hub import Hub, iso_utc
+from diveanalyzer.server.subscriber import Subscriber
 
 #: Response headers of every ``/events`` stream. Never compressed: proxies and the browser
 #: must see each message as soon as it is written.
@@ -31,8 +29,6 @@ SSE_HEADERS = {
     "Connection": "close",
 }
 
-KEEPALIVE = b": keepalive\n\n"
-
 #: Event names the server itself sends; `emit` refuses them.
 RESERVED_TYPES = frozenset({"connected", "resync"})
 
@@ -41,8 +37,8 @@ _EVENT_ID = re.compile(r"[0-9]{1,18}")
 _MAX_TYPES = 64
 #: Send buffer of an ``/events`` socket (Linux doubles it). Left to autotuning it grows to
 #: several MiB, which a client that stopped reading can sit on for minutes at low event
-#: rates without ever blocking a write; capped, a frozen client blocks the stream's write
-#: soon and the server's write deadline (``client_timeout``) cuts it off.
+#: rates without ever filling; capped, a frozen client stalls the stream soon and the
+#: server's write deadline (``client_timeout``) cuts it off.
 STREAM_SNDBUF = 64 * 1024
 _BATCH = 256
 
@@ -99,37 +95,49 @@ class StreamOptions:
     """Resume after this id; None for a fresh client (live events only)."""
     types: frozenset[str] | None = None
     """Only these event types (plus ``connected``/``resync``); None for all."""
-    heartbeat_s: float = 15.0
-    """Seconds of silence before a ``: keepalive`` comment is sent."""
     retry_ms: int = 3000
     """Reconnection delay the client is told to use."""
 
 
-def event_stream(hub: Hub, options: StreamOptions, sock: socket.socket | None) -> Iterator[bytes]:
+def event_stream(
+    hub: Hub,
+    options: StreamOptions,
+    detach: Callable[[], socket.socket] | None = None,
+    chunked: bool = False,
+) -> Iterator[bytes]:
     """The body of one ``/events`` response, as a generator of byte chunks.
 
     Subscribing and taking the replay snapshot happen in the generator's first step with no
-    greenlet switch in between, so the live queue holds exactly the events after the
-    snapshot: no gap, no duplicate. The ``finally`` unsubscribes however the stream ends.
+    greenlet switch in between, so the subscriber gets exactly the events after the
+    snapshot: no gap, no duplicate. Once the opening is written, ``detach()`` (our WSGI
+    handler's) hands the connection to the hub, which writes every later event itself
+    (``chunked``: with HTTP/1.1 chunk framing, as the handler started the body); without
+    it the generator goes on yielding. The ``finally`` unsubscribes a stream still its own.
     """
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-    subscriber = hub.subscribe(options.types, disconnect=_disconnector(sock))
-    watcher = None
+    subscriber = hub.subscribe(options.types, chunked=chunked and detach is not None)
+    handed_over = False
     try:
-        opening, last_sent = _opening(hub, subscriber, options)
-        yield from opening
-        if sock is not None:
-            watcher = gevent.spawn(_watch_for_hangup, sock, subscriber)
-        yield from _live(subscriber, last_sent, options.heartbeat_s)
+        yield from _opening(hub, subscriber, options)
+        if detach is not None:
+            if not subscriber.closed:
+                sock = detach()
+                with_sndbuf(sock)
+                hub.attach(subscriber, sock)
+                handed_over = True
+            return
+        yield from _live(subscriber)
     finally:
-        hub.unsubscribe(subscriber)
-        if watcher is not None:
-            _stop_watcher(watcher)
+        if not handed_over:
+            hub.unsubscribe(subscriber)
 
 
-def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> tuple[list[bytes], int]:
+def with_sndbuf(sock: socket.socket) -> None:
+    """Cap the socket's send buffer at `STREAM_SNDBUF` (see there)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+
+
+def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> list[bytes]:
     """``retry`` + ``connected``, then ``resync`` and the replayed history if resuming."""
     connected = {
         "message": "SSE stream established",
@@ -138,73 +146,20 @@ def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> tuple[
     }
     head = f"retry: {options.retry_ms}\n".encode() + control_frame("connected", connected)
     if options.last_event_id is None:
-        return [head], hub.last_id
+        return [head]
     backlog, resync = hub.after(options.last_event_id)
     if resync:
         head += control_frame("resync", {"oldest_id": hub.oldest_id})
     frames = [event.frame for event in backlog if subscriber.wants(event.event_type)]
-    chunks = [head] + [b"".join(frames[i : i + _BATCH]) for i in range(0, len(frames), _BATCH)]
-    return chunks, hub.last_id
+    return [head] + [b"".join(frames[i : i + _BATCH]) for i in range(0, len(frames), _BATCH)]
 
 
-def _live(subscriber: Subscriber, last_sent: int, heartbeat_s: float) -> Iterator[bytes]:
-    """Queued events as they come, several per write when the client is behind."""
-    queue = subscriber.queue
-    while not subscriber.aborted:
-        try:
-            item = queue.get(timeout=heartbeat_s)
-        except gevent.queue.Empty:
-            yield KEEPALIVE
-            continue
-        frames = []
-        while item is not CLOSE and not subscriber.aborted:
-            if item.id > last_sent:  # belt and braces: ids only ever grow
-                frames.append(item.frame)
-                last_sent = item.id
-            if len(frames) >= _BATCH or queue.empty():
-                break
-            item = queue.get_nowait()
-        if frames and not subscriber.aborted:
-            yield b"".join(frames)
-        if item is CLOSE:
-            return
-
-
-def _disconnector(sock: socket.socket | None) -> Callable[[], None] | None:
-    if sock is None:
-        return None
-    return lambda: sock.shutdown(socket.SHUT_RDWR)
-
-
-def _stop_watcher(watcher: gevent.Greenlet) -> None:
-    """Kill the hang-up watcher and wait until it is gone, before the socket can be closed.
-
-    The watcher waits on the socket's read event; if the handler closed the socket while
-    that wait was still registered with libev, libev would abort the whole process
-    ("I/O watcher with invalid fd found in epoll_ctl", gevent issue #2100). Killing with
-    ``block=True`` guarantees the watcher's wait is unregistered before this returns. Only
-    the hub itself cannot block (a generator collected there); it merely schedules the kill.
-    """
-    if gevent.getcurrent() is gevent.get_hub():
-        watcher.kill(block=False)
-    else:
-        watcher.kill(block=True, timeout=5)
-
-
-def _watch_for_hangup(sock: socket.socket, subscriber: Subscriber) -> None:
-    """End the stream as soon as the client closes its side (EOF), not at the next write.
-
-    Peeks so no request byte is consumed. A client that sends data instead of waiting is
-    left to the write path (errors and the write deadline) to detect.
-    """
-    while not subscriber.closed:
-        try:
-            data = sock.recv(1, socket.MSG_PEEK)
-        except TimeoutError:
-            continue
-        except OSError:
-            data = b""
+def _live(subscriber: Subscriber) -> Iterator[bytes]:
+    """Queued events (and heartbeats) as they come, for a stream the hub cannot write to."""
+    while True:
+        data = subscriber.take()
         if data:
+            yield data
+        if subscriber.closed:
             return
-        subscriber.finish()
-        return
+        subscriber.wait()

@@ -4,17 +4,19 @@
   or an idle keep-alive connection is dropped;
 * request headers are limited in total size (431), an over-long request line gets 414, and
   malformed requests get 400, all with JSON bodies and without tracebacks in the log;
-* the client socket is exposed to the application (to notice a hang-up at once and to cut
-  off a client that cannot keep up).
+* an ``/events`` stream can take its connection away from the handler once its opening
+  is written (`EventWSGIHandler.detach_stream`): the hub then writes to it directly and the
+  handler's greenlet ends, so an open stream costs no greenlet.
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
 
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from diveanalyzer.server.app import SOCKET_ENVIRON_KEY, raw_json_error
+from diveanalyzer.server.app import DETACH_ENVIRON_KEY, SOCKET_ENVIRON_KEY, raw_json_error
 from diveanalyzer.server.hub import Hub
 
 #: Total bytes of request headers accepted (browsers send a few KiB at most).
@@ -67,7 +69,19 @@ class EventWSGIHandler(WSGIHandler):
     def get_environ(self) -> dict:
         environ = super().get_environ()
         environ[SOCKET_ENVIRON_KEY] = self.socket
+        environ[DETACH_ENVIRON_KEY] = self.detach_stream
         return environ
+
+    def detach_stream(self) -> _socket.socket:
+        """Give up the connection, mid-response, to whoever writes the rest of the body.
+
+        The handler then finishes without writing anything more (no last chunk: the new
+        owner ends the body) and without closing the socket. gevent's ``detach`` releases
+        its own loop watchers first, so the descriptor is never watched twice.
+        """
+        self.response_use_chunked = False
+        self.close_connection = True
+        return _socket.socket(fileno=self.socket.detach())
 
     def handle_one_request(self):
         result = super().handle_one_request()
