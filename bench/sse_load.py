@@ -299,7 +299,8 @@ class Bench:
         result = self.collect("frozen", {"first": first, "last": last})
         dropped = self.metrics().get("diveanalyzer_sse_clients_dropped_total", 0) - dropped_before
         change = (result["p99"] - baseline["p99"]) / max(baseline["p99"], 1) * 100
-        self.report_phase("frozen", result, f"p99 moves {change:+.0f} % (< 10 %)")
+        steady_mark = "ok" if change < 10 else "FAIL"
+        self.report_phase("frozen", result, f"p99 moves {change:+.0f} % (< 10 %): {steady_mark}")
         when = f"all {args.slow} within {dropped_after:.1f} s" if dropped_after else "not all"
         mark = "ok" if dropped_after is not None and dropped_after <= 20 else "FAIL"
         self.row("[frozen] streams dropped by the server", f"{dropped:.0f}; {when}",

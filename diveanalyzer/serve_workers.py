@@ -1,11 +1,13 @@
 """``python -m diveanalyzer.serve DIR --broker URL --workers N``: N server processes, one port.
 
-The parent reserves the port (binding, not listening, with SO_REUSEPORT, so nobody else
-can take it), starts N ``python -m diveanalyzer.serve ... --worker`` processes that listen
-on it with SO_REUSEPORT (the kernel spreads new connections over them), prints the URL
-once, forwards SIGINT/SIGTERM and reports a worker that dies. Every worker follows the same
-Redis Stream, so a viewer sees the same events, with the same ids, on any of them. Workers
-share one access token (given in the environment) and stop when the parent goes away.
+The parent reserves the port (binding, not listening, with SO_REUSEPORT: a program that
+does not set SO_REUSEPORT can no longer take it; one of the same user that does could still
+join it, as the workers do), starts N ``python -m diveanalyzer.serve ... --worker``
+processes that listen on it with SO_REUSEPORT (the kernel spreads new connections over
+them), prints the URL once, forwards SIGINT/SIGTERM and reports a worker that dies. Every
+worker follows the same Redis Stream, so a viewer sees the same events, with the same ids,
+on any of them. Workers share one access token (given in the environment) and stop when
+the parent goes away.
 
 Runs in the program's main thread with gevent (the parent of ``python -m diveanalyzer.serve``
 is monkey-patched like the workers).

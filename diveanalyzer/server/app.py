@@ -254,17 +254,16 @@ class EventApp:
             raise bottle.HTTPError(400, str(exc)) from None
         if not self.hub.accepting:
             raise bottle.HTTPError(503, "The server is shutting down.")
+        # Read from the request before anything can switch greenlets: in a server on its own
+        # (unpatched) thread, bottle's request is per thread and would then be another's.
+        environ = request.environ
+        detach = environ.get(DETACH_ENVIRON_KEY)
+        chunked = environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
         resume_from = options.last_event_id
         if self.config.broker_status is not None and resume_from is not None:
             self.hub.catch_up(resume_from, _CATCH_UP_S)
-        environ = request.environ
         try:
-            body = event_stream(
-                self.hub,
-                options,
-                detach=environ.get(DETACH_ENVIRON_KEY),
-                chunked=environ.get("SERVER_PROTOCOL") != "HTTP/1.0",
-            )
+            body = event_stream(self.hub, options, detach=detach, chunked=chunked)
             first = next(body)  # subscribes now, so a full server answers 503, not a stream
         except StreamLimitReached:
             too_many = bottle.HTTPError(503, "Too many viewers; try again shortly.")

@@ -138,15 +138,17 @@ class RedisBroker:
         self._abandon = False
         self._threads: list[Latch] = []
         self._first_read = Latch()
-        self._deliver: Callable[[list[Entry]], object] | None = None
+        self._deliver: Callable[[list[Entry], bool], object] | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
-    def start(self, deliver: Callable[[list[Entry]], object] | None = None) -> None:
+    def start(self, deliver: Callable[[list[Entry], bool], object] | None = None) -> None:
         """Start the publisher, and the reader when ``deliver`` is given (else publish only).
 
-        With a reader, waits (at most 2 s) for its first read, so the stream's tail is
-        handed to ``deliver`` before this returns when Redis is reachable.
+        ``deliver(batch, live)``: ``live`` is False for the stream's tail, read once at the
+        start (old events, for the history), True for the events that follow. With a reader,
+        waits (at most 2 s) for its first read, so the tail is handed over before this
+        returns when Redis is reachable.
         """
         self._threads.append(self._spawn(self._publish_loop, "publisher"))
         if deliver is None:
@@ -306,16 +308,16 @@ class RedisBroker:
     def _deliver_tail(self, client: redis.Redis) -> str:
         entries = client.xrevrange(self.key, count=self.maxlen)
         entries.reverse()
-        self._deliver_entries(entries)
+        self._deliver_entries(entries, live=False)
         return entries[-1][0] if entries else "0-0"
 
-    def _deliver_entries(self, entries: list) -> None:
+    def _deliver_entries(self, entries: list, live: bool = True) -> None:
         batch = [event for event in map(_decode, entries) if event is not None]
         if not batch:
             return
         with self._lock:
             self._highest_id = max(self._highest_id, batch[-1][0])
-        self._deliver(batch)
+        self._deliver(batch, live)
 
     def _set_reading(self, reading: bool, error: Exception | None = None) -> None:
         if reading and not self._reading:

@@ -85,7 +85,7 @@ class EventServer:
     * ``queue_size``: events a client may fall behind before it is disconnected (1000).
     * ``client_timeout``: seconds a stream may make no progress (its writes blocked, or
       what it received left unread) before it is dropped; also the idle timeout of other
-      connections (15). TCP shows an unread stream once about 64 KB wait at the client.
+      connections (15). TCP shows an unread stream only once its receive window closes.
     * ``retry_ms``: reconnection delay sent to clients (3000).
     * ``max_connections``: open ``/events`` streams (more get 503 with ``Retry-After``),
       and requests handled at once (more wait to be accepted) (1000).
@@ -338,7 +338,7 @@ class EventServer:
                 self.broker_url, key=self.broker_key, maxlen=self._history_size, logger=self.logger
             )
             # The reader thread hands each batch it reads to this (hub) thread.
-            broker.start(lambda batch: run.inbox.put(deliver_batch, self._hub, batch))
+            broker.start(lambda batch, live: run.inbox.put(deliver_batch, self._hub, batch, live))
             run.broker = broker
         run.ready.set()
 

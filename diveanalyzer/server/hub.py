@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import time
 from collections import deque
@@ -22,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import gevent
+import gevent.event
 
 from diveanalyzer.server.subscriber import Subscriber, chunk
+
+_log = logging.getLogger("diveanalyzer.server")
 
 
 def iso_utc(timestamp: float) -> str:
@@ -109,9 +113,10 @@ class Hub:
         self._outbox: list[Event] = []
         self._flight: _Flight | None = None
         self._next_slice = None
+        self._catching_up: gevent.event.Event | None = None  # set at each event, if awaited
         self._timer = None
         # Timer: each client is visited once a round (see `_tick`), a share of them a tick.
-        self._round_s = min(heartbeat_s / 4, 2.5)
+        self._round_s = min(heartbeat_s / 4, 1.5)
         self._tick_s = min(heartbeat_s / 8, 0.25)
         self._to_visit: list[Subscriber] = []
         self._visits_per_tick = 0
@@ -127,25 +132,34 @@ class Hub:
         return self._store(next(self._ids), event_type, payload_json, timestamp)
 
     def publish_numbered(
-        self, event_id: int, event_type: str, payload_json: str, timestamp: float
+        self, event_id: int, event_type: str, payload_json: str, timestamp: float, live=True
     ) -> Event | None:
         """Store and broadcast an event numbered elsewhere (by the broker; ids shared by
-        every server process). An id not above `last_id` was seen already: ignored (None)."""
+        every server process). An id not above `last_id` was seen already: ignored (None).
+        ``live=False`` stores it in the history only (an old event, for resuming clients)."""
         if event_id <= self._last_id:
             return None
         self._ids = itertools.count(event_id + 1)
-        return self._store(event_id, event_type, payload_json, timestamp)
+        return self._store(event_id, event_type, payload_json, timestamp, live)
 
-    def _store(self, event_id: int, event_type: str, payload_json: str, timestamp: float) -> Event:
+    def _store(
+        self, event_id: int, event_type: str, payload_json: str, timestamp: float, live=True
+    ) -> Event:
         frame = encode_frame(event_id, event_type, payload_json)
         event = Event(event_id, event_type, timestamp, payload_json, frame, chunk(frame))
         self._last_id = event_id
         self._history.append(event)
         self.events_published += 1
-        if not self._outbox and self._subscribers:
-            gevent.get_hub().loop.run_callback(self._fan_out)
-        if self._subscribers:
+        if live and self._subscribers:
+            if not self._outbox:
+                gevent.get_hub().loop.run_callback(self._fan_out)
             self._outbox.append(event)
+        else:
+            # Streams that are open now must not get it later as if it were new.
+            for subscriber in self._subscribers:
+                subscriber.last_sent = max(subscriber.last_sent, event_id)
+        if self._catching_up is not None:
+            self._catching_up.set()
         return event
 
     def _fan_out(self) -> None:
@@ -175,7 +189,11 @@ class Hub:
             else:
                 batch = _batch([e for e in events if e.id > subscriber.last_sent], subscriber)
             subscriber.last_sent = newest
-            subscriber.offer(*batch)
+            try:
+                subscriber.offer(*batch)
+            except Exception:  # a bug must cost one stream, never every later event
+                _log.exception("event server: writing to a stream failed; closing it")
+                self.unsubscribe(subscriber)
         flight.next = end
         if end < len(flight.subscribers):
             # A timer, not a loop callback: gevent runs dozens of callbacks back to back
@@ -234,9 +252,9 @@ class Hub:
         subscriber.attach(sock, gevent.get_hub().loop)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Forget a stream and release its connection (idempotent)."""
+        """Forget a stream and close its connection cleanly (idempotent)."""
         self._subscribers.discard(subscriber)
-        subscriber.abort()
+        subscriber.finish()
 
     def _ended(self, subscriber: Subscriber, dropped: bool) -> None:
         if dropped:
@@ -334,9 +352,15 @@ class Hub:
         ``timeout`` seconds; whether it was. With a broker, a client may resume on this
         process a moment before this process has read its last event from Redis."""
         deadline = time.monotonic() + timeout
-        while self._last_id < event_id and time.monotonic() < deadline:
-            gevent.sleep(0.01)
-        return self._last_id >= event_id
+        while self._last_id < event_id:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._catching_up is None:
+                self._catching_up = gevent.event.Event()
+            self._catching_up.clear()
+            self._catching_up.wait(left)
+        return True
 
 
 def _event_id(event: Event) -> int:

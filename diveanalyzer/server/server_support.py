@@ -125,7 +125,11 @@ class BrokeredHub:
         return getattr(self._hub, name)
 
 
-def deliver_batch(hub, batch: list[tuple[int, str, str, float]]) -> None:
-    """Events read from Redis into the hub, on the hub thread (ids seen already are ignored)."""
+def deliver_batch(hub, batch: list[tuple[int, str, str, float]], live: bool = True) -> None:
+    """Events read from Redis into the hub, on the hub thread (ids seen already are ignored).
+
+    ``live=False`` (the stream's tail, read once at start) only fills the history: those
+    events are old, viewers already connected must not see them as new.
+    """
     for event_id, event_type, payload_json, timestamp in batch:
-        hub.publish_numbered(event_id, event_type, payload_json, timestamp)
+        hub.publish_numbered(event_id, event_type, payload_json, timestamp, live=live)

@@ -34,7 +34,6 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 # struct tcp_info (linux/tcp.h): tcpi_snd_wnd, the peer's advertised window, since Linux 5.4.
 _TCPI_SND_WND = struct.Struct("I")
 _TCPI_SND_WND_OFFSET = 228
-_WINDOW_SLACK = 1024  # window rounding (scale factor) and a message in flight
 
 
 def chunk(data: bytes) -> bytes:
@@ -48,6 +47,7 @@ class Subscriber:
     __slots__ = (
         "_backlog",
         "_backlog_events",
+        "_last_reading",
         "_loop",
         "_on_end",
         "_peer_window",
@@ -89,9 +89,10 @@ class Subscriber:
         self.stalled_since: float | None = None
         """Since when the socket has refused bytes without progress; None while keeping up."""
         self.unread_since: float | None = None
-        """Since when the client has left received bytes unread; None while it reads."""
+        """Since when the client has not read what it received; None while it reads."""
         self._peer_window = 0
-        self._backlog: deque[bytes] | None = None
+        self._last_reading = self.last_write
+        self._backlog: deque[tuple[bytes, int]] | None = None  # (bytes, events in them)
         self._backlog_events = 0
         self._sock: socket.socket | None = None
         self._loop = None
@@ -135,7 +136,7 @@ class Subscriber:
         """Everything queued, as one piece (generator mode)."""
         if not self._backlog:
             return b""
-        data = b"".join(self._backlog)
+        data = b"".join(piece for piece, _events in self._backlog)
         self._backlog.clear()
         self._backlog_events = 0
         self.last_write = time.monotonic()
@@ -153,7 +154,7 @@ class Subscriber:
     def _queue(self, data: bytes, events: int) -> None:
         if self._backlog is None:
             self._backlog = deque()
-        self._backlog.append(data)
+        self._backlog.append((data, events))
         self._backlog_events += events
         if self._wakeup is not None:
             self._wakeup.set()
@@ -170,17 +171,21 @@ class Subscriber:
 
         A client that stops reading still has its kernel acknowledge our bytes until its
         receive buffer is full, which at a few events a second takes minutes; but the
-        window it advertises shrinks at once and grows back whenever it reads. So a window
-        below the largest seen, sample after sample, means nobody is reading.
+        window it advertises shrinks as unread data piles up, and grows back when it reads.
+        Under half the largest window seen, far more than an event or two is waiting (a
+        busy client a little behind never gets there): the client is then taken to have
+        stopped reading when its window was last nearly whole.
         """
         window = _peer_window(self._sock) if self._sock is not None else None
         if window is None:
             return
-        if window + _WINDOW_SLACK >= self._peer_window:
-            self._peer_window = max(self._peer_window, window)
+        best = self._peer_window = max(self._peer_window, window)
+        if window * 10 >= best * 9:
+            self._last_reading = now
+        if window * 2 >= best:
             self.unread_since = None
         elif self.unread_since is None:
-            self.unread_since = now
+            self.unread_since = self._last_reading
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -225,16 +230,16 @@ class Subscriber:
         """Write callback: send queued bytes until the socket is full again or all is out."""
         backlog = self._backlog
         while backlog and not self.closed:
-            data = backlog[0]
+            data, events = backlog[0]
             sent = self._send(data)
             if sent is None:
                 return
             if sent < len(data):
-                backlog[0] = data[sent:]
+                backlog[0] = (data[sent:], events)
                 return
             backlog.popleft()
+            self._backlog_events -= events
         if not backlog and not self.closed:
-            self._backlog_events = 0
             self._stop_writer()
 
     def _stop_writer(self) -> None:
@@ -244,7 +249,7 @@ class Subscriber:
             self._writer = None
 
     def _on_readable(self) -> None:
-        """Read callback: the client hung up (EOF) or sent bytes nobody asked for (dropped)."""
+        """Read callback: the client hung up (EOF: the stream ends), or sent bytes (ignored)."""
         try:
             data = self._sock.recv(_DRAIN_LIMIT)
         except BlockingIOError:
@@ -264,12 +269,21 @@ class Subscriber:
         """End cleanly: write what fits without waiting, mark the end of the body, close."""
         if self.closed:
             return
+        self.closed = True
         if self._sock is not None:
             if self.chunked:
                 self._queue(LAST_CHUNK, 0)
-            self._flush()
-        self.closed = True
+            self._write_what_fits()
         self._release(graceful=True)
+
+    def _write_what_fits(self) -> None:
+        """The backlog, as far as the socket takes it now; errors end it (we are closing)."""
+        for data, _events in self._backlog or ():
+            try:
+                if self._sock.send(data) < len(data):
+                    return
+            except OSError:
+                return
 
     def abort(self) -> None:
         """End now: forget queued bytes and reset the connection (frees kernel buffers too)."""

@@ -316,7 +316,7 @@ def test_ids_keep_growing_when_redis_loses_the_counter(redis_server):
 
     got: list = []
     reader = RedisBroker(redis_server.url, key="lost")
-    reader.start(got.extend)
+    reader.start(lambda batch, live: got.extend(batch))
     try:
         for number in range(3):
             reader.publish("tick", str(number), 1.0)

@@ -166,3 +166,26 @@ def test_catch_up_waits_for_a_process_that_lags_behind_redis():
     gevent.spawn_later(0.05, hub.publish_numbered, 5, "e", "{}", 0.0)
     assert hub.catch_up(5, timeout=SOON_S)
     assert not hub.catch_up(6, timeout=0.05)
+
+
+def test_a_client_that_half_closes_gets_its_opening_and_a_clean_end(server):
+    sock = _raw_stream(server, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        sock.shutdown(socket.SHUT_WR)  # as `nc -N` and some proxies do
+        received = _read_until(sock, b"0\r\n\r\n")
+        assert b"event: connected" in received
+        wait_until(lambda: subscribers(server) == 0, what="the stream to end")
+    finally:
+        sock.close()
+
+
+def test_history_read_from_the_broker_at_start_is_not_sent_as_new(tmp_path):
+    """Old events (the Redis stream's tail) fill the history; open streams do not get them."""
+    hub = Hub(heartbeat_s=60.0)
+    live = hub.subscribe()
+    hub.publish_numbered(7, "old", "{}", 0.0, live=False)
+    hub.publish_numbered(8, "new", "{}", 0.0)
+    gevent.sleep(0.01)  # the fan-out runs on the loop
+    assert live.take() == b"id: 8\nevent: new\ndata: {}\n\n"
+    assert [event.id for event in hub.after(0)[0]] == [7, 8]
+    hub.close_all()
