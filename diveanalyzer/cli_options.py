@@ -66,8 +66,21 @@ def detect_settings(confidence, water_zone, board_zone, no_person, full_scan):
     )
 
 
+def history_option(function):
+    """Add --history (events kept for resume; the Redis Stream's length with --broker)."""
+    return click.option(
+        "--history",
+        default=1000,
+        show_default=True,
+        type=click.IntRange(1, 1_000_000),
+        help="Events kept for viewers that reconnect (Last-Event-ID) and /events/history; "
+        "with --broker the Redis Stream is trimmed to about this many.",
+    )(function)
+
+
 def broker_options(function):
-    """Add --broker and --broker-key (events shared through a Redis Stream)."""
+    """Add --broker, --broker-key and --history (events shared through a Redis Stream)."""
+    function = history_option(function)
     function = click.option(
         "--broker-key",
         default="diveanalyzer:events",  # broker.DEFAULT_KEY (not imported: keeps startup fast)

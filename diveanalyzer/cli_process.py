@@ -71,6 +71,7 @@ def process(
     keep_serving,
     broker,
     broker_key,
+    history,
     accurate,
     no_audio,
     force,
@@ -106,8 +107,8 @@ def process(
         force=force,
     )
     port = server_port if enable_server else None
-    sink = BrokerSink(broker, broker_key) if broker is not None else None
-    _exit(run_process(list(videos), options, port, keep_serving, broker=sink))
+    sink = BrokerSink(broker, broker_key, history) if broker is not None else None
+    _exit(run_process(list(videos), options, port, keep_serving, broker=sink, history=history))
 
 
 @click.command("demo")
@@ -180,20 +181,26 @@ def _exit(code: int) -> None:
 
 
 def run_process(
-    videos: list, options, port: int | None, keep_serving: bool, before=None, broker=None
+    videos: list,
+    options,
+    port: int | None,
+    keep_serving: bool,
+    before=None,
+    broker=None,
+    history: int = 1000,
 ) -> int:
     """Process the videos (with a live server when ``port`` is not None); the exit code.
 
     ``before()``, when given, runs once the server is listening (the demo renders then).
     ``broker`` (a `BrokerSink`) sends the events to Redis; the server, if any, then shows
-    them from Redis too.
+    them from Redis too. ``history``: events the server keeps for reconnecting viewers.
     """
     from diveanalyzer.pipeline import plan_folders
 
     plan = plan_folders(videos, options.out_dir)
     server = None
     if port is not None:
-        server = _start_server(plan[0] / GALLERY_NAME, port, broker)
+        server = _start_server(plan[0] / GALLERY_NAME, port, broker, history)
     publisher = broker.publisher() if broker is not None and server is None else None
     with _Interrupts() as interrupts:
         try:
@@ -221,16 +228,17 @@ def run_process(
 class BrokerSink:
     """``--broker``: where the events go besides the terminal (and the local server)."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, history: int = 1000) -> None:
         from diveanalyzer.server.broker import check_url
 
         self.url = check_url(url)
         self.key = key
+        self.history = history
 
     def publisher(self):
         from diveanalyzer.server.broker import BrokerPublisher
 
-        return BrokerPublisher(self.url, key=self.key)
+        return BrokerPublisher(self.url, key=self.key, maxlen=self.history)
 
     def report(self, unsent: int) -> None:
         if unsent:
@@ -261,13 +269,15 @@ def _run(videos: list, options, plan: list[Path], sink) -> int:
     return EXIT_FAILED if any(not o.ok for o in outcomes) else 0
 
 
-def _start_server(gallery: Path, port: int, broker: BrokerSink | None = None):
+def _start_server(gallery: Path, port: int, broker: BrokerSink | None, history: int):
     from diveanalyzer.server import EventServer
 
     # Failures come back as exceptions and become one line; keep the server's log quiet.
     logging.getLogger("diveanalyzer.server").addHandler(logging.NullHandler())
     shared = {"broker": broker.url, "broker_key": broker.key} if broker is not None else {}
-    server = EventServer(gallery, host="localhost", port=port, log_level="WARNING", **shared)
+    server = EventServer(
+        gallery, host="localhost", port=port, log_level="WARNING", history_size=history, **shared
+    )
     if not server.start():
         error = server.start_error
         if isinstance(error, PortInUseError):

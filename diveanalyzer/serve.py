@@ -28,6 +28,7 @@ import click
 import gevent
 import gevent.event
 
+from diveanalyzer.cli_options import history_option
 from diveanalyzer.errors import DiveAnalyzerError, UsageError
 from diveanalyzer.serve_workers import (
     TOKEN_ENV,
@@ -54,6 +55,7 @@ def serve_directory(
     broker: str | None = None,
     broker_key: str = DEFAULT_KEY,
     max_connections: int = 1000,
+    history_size: int = 1000,
     reuse_port: bool = False,
     access_token: str | None = None,
 ) -> None:
@@ -72,6 +74,7 @@ def serve_directory(
         port=port,
         log_level="WARNING",
         max_connections=max_connections,
+        history_size=history_size,
         broker=broker,
         broker_key=broker_key,
         reuse_port=reuse_port,
@@ -130,6 +133,7 @@ def serve_directory(
     type=click.IntRange(1, None),
     help="Concurrent connections per process (capped by the open-file limit).",
 )
+@history_option
 @click.option("--worker", is_flag=True, hidden=True)  # set by the --workers parent
 def main(
     directory: Path,
@@ -139,6 +143,7 @@ def main(
     broker_key: str,
     workers: int,
     max_connections: int,
+    history: int,
     worker: bool,
 ) -> None:
     """Serve DIRECTORY's review gallery (and its live events) in the browser.
@@ -168,7 +173,9 @@ def main(
         quiet = worker or explicit == click.core.ParameterSource.DEFAULT
         limit = connection_limit(max_connections, quiet=quiet)
         if workers > 1:
-            settings = WorkerSettings(directory, host, port, broker, broker_key, limit, workers)
+            settings = WorkerSettings(
+                directory, host, port, broker, broker_key, limit, workers, history
+            )
             sys.exit(run_workers(settings, announce=_announce_url))
         if worker:
             exit_with_parent(stop := gevent.event.Event())
@@ -181,6 +188,7 @@ def main(
                 broker=broker,
                 broker_key=broker_key,
                 max_connections=limit,
+                history_size=history,
                 reuse_port=True,
                 access_token=os.environ.get(TOKEN_ENV),
             )
@@ -193,6 +201,7 @@ def main(
             broker=broker,
             broker_key=broker_key,
             max_connections=limit,
+            history_size=history,
         )
     except DiveAnalyzerError as exc:
         click.echo(f"Error: {exc}", err=True)

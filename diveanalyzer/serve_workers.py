@@ -61,6 +61,8 @@ class WorkerSettings:
     """Concurrent connections per worker."""
     workers: int
     """How many worker processes."""
+    history: int = 1000
+    """Events kept for resume; the Redis Stream is trimmed to about this many."""
 
 
 def connection_limit(wanted: int, quiet: bool = False) -> int:
@@ -156,6 +158,8 @@ def _start_worker(settings: WorkerSettings, port: int, token: str) -> subprocess
         settings.broker_key,
         "--max-connections",
         str(settings.max_connections),
+        "--history",
+        str(settings.history),
         "--worker",
     ]
     # stdin stays open for the worker's life: its end of file tells the worker we are gone.

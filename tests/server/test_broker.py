@@ -333,3 +333,15 @@ def test_ids_keep_growing_when_redis_loses_the_counter(redis_server):
         (got[0][0] + n, str(n)) for n in range(4)
     ]
     assert newcomer.published == 1 and newcomer.dropped == 0
+
+
+def test_history_sets_what_a_server_keeps_for_resume(redis_server, serve):
+    served = serve("--port", "0", "--broker", redis_server.url, "--history", "3")
+    publish(redis_server.url, 0, 8)
+
+    def kept() -> list[int]:
+        events = requests.get(served.url + "/events/history", timeout=SOON_S).json()
+        return [event["payload"]["n"] for event in events]
+
+    wait_until(lambda: kept()[-1:] == [7], what="the last event")
+    assert kept() == [5, 6, 7]  # only the newest three
