@@ -1,10 +1,12 @@
 """Handing work between native threads and a gevent hub without touching gevent objects
 from the wrong thread: an inbox drained on the hub thread (woken by the loop's ``async``
-watcher, which is safe to signal from any thread) and a latch native threads can wait on.
+watcher, which is safe to signal from any thread), and a latch and a signal native threads
+can wait on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -87,3 +89,36 @@ class Inbox:
         self._drain()
         self._watcher.stop()
         self._watcher.close()
+
+
+def release_thread_hub() -> None:
+    """Destroy the gevent hub a patched socket may have created on this thread."""
+    from gevent._hub_local import get_hub_if_exists
+
+    hub = get_hub_if_exists()
+    if hub is not None:
+        with contextlib.suppress(Exception):
+            hub.destroy(destroy_loop=True)
+
+
+class Signal:
+    """Wakes one waiting thread (real locks: works across threads in patched programs)."""
+
+    def __init__(self) -> None:
+        self._guard = real_lock()
+        self._lock = real_lock()
+        self._lock.acquire()  # held while there is nothing to do
+        self._pending = False
+
+    def set(self) -> None:
+        with self._guard:
+            if self._pending:
+                return
+            self._pending = True
+        self._lock.release()
+
+    def wait(self, timeout: float) -> None:
+        """Return when set (then reset) or after ``timeout`` seconds."""
+        if self._lock.acquire(timeout=timeout):
+            with self._guard:
+                self._pending = False

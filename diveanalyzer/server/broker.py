@@ -7,6 +7,8 @@ One `RedisBroker` per process, two real OS threads, two Redis connections:
 * the *publisher* drains a bounded in-memory buffer into the stream. `publish` only appends
   to that buffer, so it never blocks, not even while Redis is down: the buffer is sent when
   Redis is back (the oldest events are dropped, and counted, if it overflows meanwhile).
+  A refusal Redis may lift (OOM, READONLY during a failover, LOADING, ...) is retried the
+  same way; only an event Redis refuses for good (e.g. the key holds another type) is dropped.
 
 Event ids are integers shared by every process: a Lua script increments a counter and adds
 the event with the explicit stream id ``<n>-0``, and the reader turns ``<n>-0`` back into n.
@@ -20,7 +22,6 @@ the thread's own gevent hub. They reach the server's hub only through ``deliver`
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections import deque
@@ -34,10 +35,8 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from diveanalyzer.errors import BrokerError
-from diveanalyzer.server.bridge import Latch, real_lock
-
-#: One delivered event: (id, event type, payload JSON, timestamp in seconds since the epoch).
-Entry = tuple[int, str, str, float]
+from diveanalyzer.server.bridge import Latch, Signal, real_lock, release_thread_hub
+from diveanalyzer.server.broker_redis import PUBLISH_LUA, SEED_LUA, Entry, decode, is_transient
 
 DEFAULT_KEY = "diveanalyzer:events"
 #: What `RedisBroker.counters` reports.
@@ -52,43 +51,6 @@ _CONNECT_TIMEOUT_S = 1.0
 _FIRST_READ_WAIT_S = 2.0
 
 _start_thread = monkey.get_original("_thread", "start_new_thread")
-
-# Numbers and adds one event. KEYS: stream, counter. ARGV: floor, maxlen, type, data, ts.
-# The counter alone is enough unless Redis lost it (restart without persistence: then the
-# floor, what this process saw, keeps ids going up) or lost it but not the stream (then
-# XADD refuses the id and the stream's own last id says where to continue).
-_PUBLISH_LUA = """
-local n = redis.call('INCR', KEYS[2])
-local floor = tonumber(ARGV[1])
-if n <= floor then
-  n = floor + 1
-  redis.call('SET', KEYS[2], n)
-end
-local function add(id)
-  return redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id .. '-0',
-                     'type', ARGV[3], 'data', ARGV[4], 'ts', ARGV[5])
-end
-local added = add(n)
-if type(added) == 'table' and added.err then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      n = tonumber(string.match(info[i + 1], '^(%d+)')) + 1
-    end
-  end
-  redis.call('SET', KEYS[2], n)
-  added = add(n)
-  if type(added) == 'table' and added.err then return added end
-end
-return n
-"""
-
-# After a reconnection: the counter must not be below what this process has seen.
-_SEED_LUA = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return n
-"""
 
 
 def check_url(url: str) -> str:
@@ -132,8 +94,9 @@ class RedisBroker:
         self._highest_id = 0  # the floor: highest id seen (reader) or published here
         self._reading = False
         self._said_down = False
-        self._wake = _Signal()  # wakes the publisher
-        self._reader_wake = _Signal()  # cuts a reader's retry wait short on stop()
+        self._said_refusing = False
+        self._wake = Signal()  # wakes the publisher
+        self._reader_wake = Signal()  # cuts a reader's retry wait short on stop()
         self._stopping = False
         self._abandon = False
         self._threads: list[Latch] = []
@@ -186,7 +149,9 @@ class RedisBroker:
     def stop(self, timeout: float = 2.0) -> bool:
         """Send what is pending (for at most ``timeout`` s), stop both threads.
 
-        True when every published event was written to Redis.
+        Returns within about ``timeout`` + 0.75 s even if Redis hangs: a thread stuck in a
+        Redis call is not waited for (it ends on its own, at its socket timeout). True when
+        every published event was written to Redis.
         """
         with self._lock:
             self._stopping = True
@@ -195,8 +160,9 @@ class RedisBroker:
         self._abandon = True  # the publisher gives up on what is left; the reader ends
         self._wake.set()
         self._reader_wake.set()
+        deadline = time.monotonic() + _READ_BLOCK_MS / 1000 + 0.25  # a reader in XREAD BLOCK
         for done in self._threads:
-            done.wait(_READ_BLOCK_MS / 1000 + _CONNECT_TIMEOUT_S)
+            done.wait(max(0.0, deadline - time.monotonic()))
         self._threads = []
         return finished and not self._pending
 
@@ -211,7 +177,7 @@ class RedisBroker:
             except Exception:  # a bug must not pass silently in a thread nobody joins
                 self.logger.exception("Redis broker %s thread failed", role)
             finally:
-                _release_thread_hub()
+                release_thread_hub()
                 done.set()
 
         _start_thread(run, ())
@@ -229,7 +195,7 @@ class RedisBroker:
 
     def _publish_loop(self) -> None:
         client = self._client(read_timeout=5.0)
-        script = client.register_script(_PUBLISH_LUA)
+        script = client.register_script(PUBLISH_LUA)
         retry = _Backoff()
         try:
             while not self._abandon:
@@ -247,39 +213,72 @@ class RedisBroker:
                     self.logger.debug("Redis broker: publish failed, will retry: %s", exc)
                     self._wake.wait(retry.next_delay())
                 except redis.ResponseError as exc:  # e.g. the script cannot be loaded
-                    self._forget(batch, failed=True)
-                    self.logger.error("Redis broker: events refused by Redis: %s", exc)
+                    if is_transient(exc):
+                        self._refused_for_now(exc)
+                        self._wake.wait(retry.next_delay())
+                    else:
+                        self._count_refused(self._settle(batch), exc)
         finally:
             client.close()
 
     def _send(self, client: redis.Redis, script, batch: list) -> None:
+        """Write ``batch``; raises a refusal Redis may lift (those events stay buffered)."""
         pipe = client.pipeline(transaction=False)
         for _seq, event_type, payload_json, timestamp in batch:
             args = [self._highest_id, self.maxlen, event_type, payload_json, repr(timestamp)]
             script(keys=[self.key, self.counter_key], args=args, client=pipe)
         results = pipe.execute(raise_on_error=False)  # connection errors still raise
+        retry = [(event, r) for event, r in zip(batch, results, strict=True) if is_transient(r)]
+        self._settle(batch, keep={event[0] for event, _ in retry})
         ids = [int(result) for result in results if not isinstance(result, Exception)]
-        self._forget(batch)
         with self._lock:
             self.published += len(ids)
-            self.dropped += len(batch) - len(ids)
             self._highest_id = max(self._highest_id, *ids, 0)
-        if len(ids) < len(batch):
-            refused = next(result for result in results if isinstance(result, Exception))
-            self.logger.error("Redis broker: events refused by Redis: %s", refused)
+        refused = [r for r in results if isinstance(r, Exception) and not is_transient(r)]
+        if refused:
+            self._count_refused(len(refused), refused[0])
+        if retry:
+            raise retry[0][1]
+        if self._said_refusing:
+            self.logger.info("Redis broker: Redis takes events again")
+            self._said_refusing = False
 
-    def _forget(self, batch: list, failed: bool = False) -> None:
-        """Remove ``batch`` from the buffer (``publish`` may have dropped some already)."""
+    def _settle(self, batch: list, keep: set[int] = frozenset()) -> int:
+        """Take ``batch`` out of the buffer, but for the events numbered in ``keep``.
+
+        Kept events go back to the front, to be sent before anything newer. Returns how many
+        were taken out (``publish`` may have dropped some of the batch already, on overflow).
+        """
         last = batch[-1][0]
+        kept, taken = [], 0
         with self._lock:
             while self._pending and self._pending[0][0] <= last:
-                self._pending.popleft()
-            if failed:
-                self.dropped += len(batch)
+                event = self._pending.popleft()
+                if event[0] in keep:
+                    kept.append(event)
+                else:
+                    taken += 1
+            self._pending.extendleft(reversed(kept))
+        return taken
+
+    def _count_refused(self, count: int, error: Exception) -> None:
+        with self._lock:
+            self.dropped += count
+        self.logger.error("Redis broker: %d event(s) refused by Redis: %s", count, error)
+
+    def _refused_for_now(self, error: Exception) -> None:
+        """Say once per spell that Redis refuses writes (OOM, READONLY, ...): may last minutes."""
+        if not self._said_refusing:
+            self.logger.warning(
+                "Redis broker: Redis refuses events for now (%s); keeping %d to send again",
+                error,
+                self.pending,
+            )
+            self._said_refusing = True
 
     def _read_loop(self) -> None:
         client = self._client(read_timeout=_READ_BLOCK_MS / 1000 + 5.0)
-        seed = client.register_script(_SEED_LUA)
+        seed = client.register_script(SEED_LUA)
         retry = _Backoff()
         last: str | None = None  # stream id of the newest entry delivered
         try:
@@ -312,7 +311,7 @@ class RedisBroker:
         return entries[-1][0] if entries else "0-0"
 
     def _deliver_entries(self, entries: list, live: bool = True) -> None:
-        batch = [event for event in map(_decode, entries) if event is not None]
+        batch = [event for event in map(decode, entries) if event is not None]
         if not batch:
             return
         with self._lock:
@@ -332,20 +331,6 @@ class RedisBroker:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _decode(entry: tuple[str, dict]) -> Entry | None:
-    """A stream entry as an `Entry`; None for an entry this module did not write."""
-    stream_id, fields = entry
-    try:
-        return (
-            int(stream_id.split("-", 1)[0]),
-            fields["type"],
-            fields["data"],
-            float(fields["ts"]),
-        )
-    except (KeyError, ValueError):
-        return None
-
-
 def _safe(url: str) -> str:
     """The URL without its password, for logs."""
     head, at, tail = url.rpartition("@")
@@ -353,39 +338,6 @@ def _safe(url: str) -> str:
         return url
     scheme, _, _credentials = head.partition("://")
     return f"{scheme}://***@{tail}"
-
-
-def _release_thread_hub() -> None:
-    """Destroy the gevent hub a patched socket may have created on this thread."""
-    from gevent._hub_local import get_hub_if_exists
-
-    hub = get_hub_if_exists()
-    if hub is not None:
-        with contextlib.suppress(Exception):
-            hub.destroy(destroy_loop=True)
-
-
-class _Signal:
-    """Wakes one waiting thread (real locks: works across threads in patched programs)."""
-
-    def __init__(self) -> None:
-        self._guard = real_lock()
-        self._lock = real_lock()
-        self._lock.acquire()  # held while there is nothing to do
-        self._pending = False
-
-    def set(self) -> None:
-        with self._guard:
-            if self._pending:
-                return
-            self._pending = True
-        self._lock.release()
-
-    def wait(self, timeout: float) -> None:
-        """Return when set (then reset) or after ``timeout`` seconds."""
-        if self._lock.acquire(timeout=timeout):
-            with self._guard:
-                self._pending = False
 
 
 class _Backoff:

@@ -55,6 +55,9 @@ __all__ = ["EventServer", "encode_payload"]
 _START_TIMEOUT_S = 30.0
 _STOP_GRACE_S = 1.0
 _STOP_WAIT_S = 4.0
+# What stop() gives the broker to send pending events: with its threads' ends (0.75 s) and
+# the listener's grace, closing fits in _STOP_WAIT_S even while Redis hangs.
+_BROKER_DRAIN_S = 1.5
 
 
 @dataclasses.dataclass(eq=False)
@@ -345,7 +348,7 @@ class EventServer:
     def _close(self, run: _Run) -> None:
         """Publish pending emits, end every stream, close the listener (on the hub thread)."""
         if run.broker is not None:
-            run.broker.stop()
+            run.broker.stop(timeout=_BROKER_DRAIN_S)
             self.broker_unsent = run.broker.pending + run.broker.dropped
             if self.broker_unsent:
                 self.logger.warning("%d event(s) were not sent to Redis", self.broker_unsent)

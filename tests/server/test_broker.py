@@ -11,6 +11,7 @@ import json
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -333,6 +334,72 @@ def test_ids_keep_growing_when_redis_loses_the_counter(redis_server):
         (got[0][0] + n, str(n)) for n in range(4)
     ]
     assert newcomer.published == 1 and newcomer.dropped == 0
+
+
+def _broker_and_sink(url: str, key: str) -> tuple[RedisBroker, list]:
+    got: list = []
+    broker = RedisBroker(url, key=key)
+    broker.start(lambda batch, live: got.extend(batch))
+    return broker, got
+
+
+def test_events_redis_refuses_for_now_are_sent_once_it_takes_them_again(redis_server, caplog):
+    """OOM (maxmemory reached) is a refusal Redis lifts: keep the events, retry, in order."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_server.url)
+    broker, got = _broker_and_sink(redis_server.url, "oom")
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # every write is refused with OOM
+        for number in range(5):
+            assert broker.publish("tick", str(number), 1.0) is True
+        wait_until(lambda: "refuses events for now" in caplog.text, what="the OOM warning")
+        assert (broker.pending, broker.published, broker.dropped) == (5, 0, 0)
+        admin.config_set("maxmemory", "0")
+        wait_until(lambda: len(got) == 5, what="the kept events once Redis takes them")
+    finally:
+        assert broker.stop(timeout=SOON_S) is True
+        admin.close()
+    assert [(event_id, data) for event_id, _, data, _ in got] == [
+        (got[0][0] + n, str(n)) for n in range(5)
+    ]
+    assert (broker.published, broker.dropped) == (5, 0)
+    assert caplog.text.count("refuses events for now") == 1  # once per spell, not per retry
+
+
+def test_an_event_redis_refuses_for_good_is_dropped_and_counted(redis_server):
+    """The stream key holds a string (WRONGTYPE): no retry can help, later events go on."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.set("clash", "not a stream")
+    broker = RedisBroker(redis_server.url, key="clash")
+    broker.start()
+    try:
+        broker.publish("tick", "0", 1.0)
+        wait_until(lambda: broker.dropped == 1, what="the refused event counted")
+        admin.delete("clash")
+        broker.publish("tick", "1", 1.0)
+        wait_until(lambda: broker.published == 1, what="the next event written")
+    finally:
+        assert broker.stop(timeout=SOON_S) is True
+        admin.close()
+    assert broker.pending == 0
+
+
+def test_stop_finishes_in_time_while_redis_hangs(make_server):
+    """A Redis that accepts connections and never answers must not make stop() overrun."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes handshakes; nobody ever reads or answers
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        server = make_server(broker=url)
+        assert server.broker_state == "down"
+        assert server.emit("tick", {"n": 0}) is True  # the publisher now waits on Redis
+        assert server.stop() is True  # finished within its own deadline
+    assert server.broker_unsent == 1
+    assert not server.is_running()
 
 
 def test_history_sets_what_a_server_keeps_for_resume(redis_server, serve):
