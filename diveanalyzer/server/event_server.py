@@ -85,7 +85,8 @@ class EventServer:
 
     * ``heartbeat_interval``: seconds of silence before a ``: keepalive`` comment (15).
     * ``history_size``: events kept for ``Last-Event-ID`` resume and ``/events/history`` (1000).
-    * ``queue_size``: events a client may fall behind before it is disconnected (1000).
+    * ``queue_size``: writes (one event, or the events published together) a client's
+      queue may hold before it is disconnected (1000).
     * ``client_timeout``: seconds a stream may make no progress (its writes blocked, or
       what it received left unread) before it is dropped; also the idle timeout of other
       connections (15). TCP shows an unread stream only once its receive window closes.

@@ -1,8 +1,10 @@
 """The broadcaster: one history ring, many subscribers, each event encoded once.
 
-Publishing stores the event and schedules one fan-out for the current loop iteration, so
-events published together reach each client in one write. One timer per hub sends the
-heartbeats and cuts off clients that stopped reading; no stream has a timer of its own.
+Every stream is a greenlet reading its own bounded queue (see `subscriber.py`). Publishing
+stores the event and schedules one fan-out for the current loop iteration, which puts the
+events published together into each queue as one piece, shared by every client with the
+same filter. One timer per hub sends the heartbeats and cuts off clients that stopped
+reading; no stream has a timer of its own.
 
 Everything in this module runs on the server's gevent hub thread (request greenlets and the
 callback that drains `EventServer.emit`), so it needs no locks: greenlets only switch at
@@ -19,11 +21,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import gevent
 import gevent.event
+import gevent.pool
 
 from diveanalyzer.server.subscriber import Subscriber, chunk
 
@@ -66,20 +69,6 @@ def encode_frame(event_id: int, event_type: str, payload_json: str) -> bytes:
     return f"id: {event_id}\nevent: {event_type}\ndata: {payload_json}\n\n".encode()
 
 
-#: Subscribers written to per step of a fan-out (a few ms of sends; requests run between).
-FAN_OUT_SLICE = 250
-
-
-@dataclass(eq=False, slots=True)
-class _Flight:
-    """A fan-out in progress: these events, to these subscribers, from index ``next`` on."""
-
-    events: list[Event]
-    subscribers: list[Subscriber]
-    next: int = 0
-    shared: dict = field(default_factory=dict)
-
-
 class StreamLimitReached(RuntimeError):
     """As many streams are open as the server allows (HTTP 503)."""
 
@@ -111,8 +100,7 @@ class Hub:
         self._last_id = 0
         self._subscribers: set[Subscriber] = set()
         self._outbox: list[Event] = []
-        self._flight: _Flight | None = None
-        self._next_slice = None
+        self._streams = gevent.pool.Group()  # the greenlets of streams that own their socket
         self._catching_up: gevent.event.Event | None = None  # set at each event, if awaited
         self._timer = None
         # Timer: each client is visited once a round (see `_tick`), a share of them a tick.
@@ -163,55 +151,32 @@ class Hub:
         return event
 
     def _fan_out(self) -> None:
-        """Send the events published since the last fan-out to every subscriber.
+        """Queue the events published since the last fan-out for every subscriber.
 
-        Done in slices of `FAN_OUT_SLICE` subscribers, one timer tick each, so requests
-        (``/health``, pages) are served between slices instead of after thousands of
-        writes. Events published meanwhile wait for the next fan-out, keeping the order.
+        Nothing here blocks: a stream that keeps up is written at once, the others' greenlets
+        wake and write in turn, and gevent polls sockets between wake-ups, so requests
+        (``/health``, pages) are served while thousands of streams are written.
         """
-        if self._flight is None and self._outbox:
-            self._flight = _Flight(self._outbox, list(self._subscribers))
-            self._outbox = []
-            self._fan_slice()
-
-    def _fan_slice(self, everything: bool = False) -> None:
-        flight = self._flight
-        events, newest = flight.events, flight.events[-1].id
-        end = len(flight.subscribers) if everything else flight.next + FAN_OUT_SLICE
-        for subscriber in itertools.islice(flight.subscribers, flight.next, end):
+        events, self._outbox = self._outbox, []
+        if not events:
+            return
+        newest, shared = events[-1].id, {}
+        for subscriber in list(self._subscribers):
             if subscriber.last_sent >= newest:
                 continue  # subscribed after these were published: its opening had them
             if subscriber.last_sent < events[0].id:
                 key = (subscriber.types, subscriber.chunked)
-                batch = flight.shared.get(key)
-                if batch is None:
-                    batch = flight.shared[key] = _batch(events, subscriber)
+                data = shared.get(key)
+                if data is None:
+                    data = shared[key] = _batch(events, subscriber)
             else:
-                batch = _batch([e for e in events if e.id > subscriber.last_sent], subscriber)
+                data = _batch([e for e in events if e.id > subscriber.last_sent], subscriber)
             subscriber.last_sent = newest
             try:
-                subscriber.offer(*batch)
+                subscriber.offer(data)
             except Exception:  # a bug must cost one stream, never every later event
-                _log.exception("event server: writing to a stream failed; closing it")
+                _log.exception("event server: queueing for a stream failed; closing it")
                 self.unsubscribe(subscriber)
-        flight.next = end
-        if end < len(flight.subscribers):
-            # A timer, not a loop callback: gevent runs dozens of callbacks back to back
-            # before it polls sockets again, a timer waits for the next poll.
-            if self._next_slice is None:
-                self._next_slice = gevent.get_hub().loop.timer(0.0)
-            self._next_slice.start(self._fan_slice)
-            return
-        self._flight = None
-        self._fan_out()
-
-    def _fan_out_now(self) -> None:
-        """Finish every pending fan-out at once (shutdown: nothing may be left behind)."""
-        while self._flight is not None or self._outbox:
-            if self._flight is None:
-                self._fan_out()
-            else:
-                self._fan_slice(everything=True)
 
     def drop(self, subscriber: Subscriber) -> None:
         """Cut off a client that cannot keep up; it may reconnect and resume by id."""
@@ -248,8 +213,9 @@ class Hub:
         return subscriber
 
     def attach(self, subscriber: Subscriber, sock) -> None:
-        """Hand a subscriber's connection to the hub: from now on the hub writes to it."""
-        subscriber.attach(sock, gevent.get_hub().loop)
+        """Give a subscriber its connection: a greenlet of its own writes the rest of it."""
+        loop = gevent.get_hub().loop
+        self._streams.spawn(subscriber.run, sock, loop, self.write_timeout_s)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a stream and close its connection cleanly (idempotent)."""
@@ -262,19 +228,21 @@ class Hub:
         else:
             self.unsubscribe(subscriber)
 
-    def close_all(self) -> None:
-        """Stop taking subscribers and end every open stream (server shutdown)."""
+    def close_all(self, grace_s: float = 1.0) -> None:
+        """Stop taking subscribers and end every open stream (server shutdown): each gets
+        what was published, then a clean end, within ``grace_s``; later ones are cut off."""
         self.accepting = False
-        self._fan_out_now()
+        self._fan_out()
         for subscriber in list(self._subscribers):
             self._subscribers.discard(subscriber)
             subscriber.finish()
         self._to_visit = []
-        for watcher in (self._timer, self._next_slice):
-            if watcher is not None:
-                watcher.stop()
-                watcher.close()
-        self._timer = self._next_slice = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        self._streams.join(timeout=grace_s)
+        self._streams.kill(timeout=grace_s)
 
     def reopen(self) -> None:
         """Accept subscribers again (server start or restart), on the server's hub thread.
@@ -293,10 +261,10 @@ class Hub:
     def _tick(self) -> None:
         """Visit the next share of the clients, so that each is visited once per round.
 
-        A visit drops a client whose writes made no progress, or who left what it received
-        unread, for ``write_timeout_s``; and sends a heartbeat to one that would otherwise
-        stay silent for longer than ``heartbeat_s``. Spreading the visits keeps each tick
-        to a few milliseconds however many clients there are.
+        A visit drops a client who left what it received unread for ``write_timeout_s``
+        (one whose writes block is dropped by its own greenlet), and sends a heartbeat to
+        one that would otherwise stay silent for longer than ``heartbeat_s``. Spreading the
+        visits keeps each tick to a few milliseconds however many clients there are.
         """
         if not self._to_visit:
             self._to_visit = list(self._subscribers)
@@ -309,7 +277,7 @@ class Hub:
             if subscriber.closed:
                 continue
             subscriber.check_reading(now)
-            if subscriber.stuck_since(deadline):
+            if subscriber.unread_since is not None and subscriber.unread_since < deadline:
                 self.drop(subscriber)
             elif subscriber.last_write < quiet_since and not subscriber.behind:
                 subscriber.keepalive()
@@ -367,11 +335,11 @@ def _event_id(event: Event) -> int:
     return event.id
 
 
-def _batch(events: list[Event], subscriber: Subscriber) -> tuple[bytes, int]:
-    """The bytes a subscriber gets for ``events`` (its filter applied), and how many."""
+def _batch(events: list[Event], subscriber: Subscriber) -> bytes:
+    """The bytes a subscriber gets for ``events`` (its filter applied)."""
     wanted = [event for event in events if subscriber.wants(event.event_type)]
     if len(wanted) == 1:
         event = wanted[0]
-        return (event.chunk if subscriber.chunked else event.frame), 1
+        return event.chunk if subscriber.chunked else event.frame
     data = b"".join(event.frame for event in wanted)
-    return (chunk(data) if subscriber.chunked and data else data), len(wanted)
+    return chunk(data) if subscriber.chunked and data else data

@@ -110,9 +110,10 @@ def event_stream(
     Subscribing and taking the replay snapshot happen in the generator's first step with no
     greenlet switch in between, so the subscriber gets exactly the events after the
     snapshot: no gap, no duplicate. Once the opening is written, ``detach()`` (our WSGI
-    handler's) hands the connection to the hub, which writes every later event itself
-    (``chunked``: with HTTP/1.1 chunk framing, as the handler started the body); without
-    it the generator goes on yielding. The ``finally`` unsubscribes a stream still its own.
+    handler's) gives up the connection and the stream's own greenlet writes every later
+    event (``chunked``: with HTTP/1.1 chunk framing, as the handler started the body);
+    without it this generator goes on yielding what the subscriber's queue gets. The
+    ``finally`` unsubscribes a stream still its own.
     """
     subscriber = hub.subscribe(options.types, chunked=chunked and detach is not None)
     handed_over = False
@@ -125,7 +126,7 @@ def event_stream(
                 hub.attach(subscriber, sock)
                 handed_over = True
             return
-        yield from _live(subscriber)
+        yield from subscriber.stream()
     finally:
         if not handed_over:
             hub.unsubscribe(subscriber)
@@ -152,14 +153,3 @@ def _opening(hub: Hub, subscriber: Subscriber, options: StreamOptions) -> list[b
         head += control_frame("resync", {"oldest_id": hub.oldest_id})
     frames = [event.frame for event in backlog if subscriber.wants(event.event_type)]
     return [head] + [b"".join(frames[i : i + _BATCH]) for i in range(0, len(frames), _BATCH)]
-
-
-def _live(subscriber: Subscriber) -> Iterator[bytes]:
-    """Queued events (and heartbeats) as they come, for a stream the hub cannot write to."""
-    while True:
-        data = subscriber.take()
-        if data:
-            yield data
-        if subscriber.closed:
-            return
-        subscriber.wait()

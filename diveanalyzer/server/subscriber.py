@@ -1,14 +1,18 @@
-"""One open ``/events`` stream: where its bytes go and what it still owes the client.
+"""One open ``/events`` stream: a greenlet reading its own bounded queue.
 
-Once a stream's opening is written, the WSGI handler hands its connection over (see
-`wsgi.EventWSGIHandler.detach_stream`) and the stream is just this object: a raw
-non-blocking socket written from the gevent loop, with two libev watchers. A client that
-keeps up costs one ``send`` per published batch and no greenlet at all; one that falls
-behind keeps a bounded backlog that a "writable" watcher flushes. A parked greenlet per
-client would cost more than the whole of this object (about 11 KiB on Python 3.11).
+The hub puts each event (already encoded, shared by every client) into every subscriber's
+`gevent.queue.Queue`; a full queue means the client fell too far behind, and it is cut off
+(it may resume by id). What reads the queue is the stream's own greenlet (while that
+greenlet is idle and the socket takes the bytes at once, the hub's offer writes them
+without a switch: see `Subscriber.offer`):
 
-Without a socket to take over (the app mounted under another WSGI server) the stream stays
-a generator: the backlog is read by `take`/`wait` in the response's own greenlet.
+* Under our WSGI server, once the opening is written the handler hands the connection over
+  (`wsgi.EventWSGIHandler.detach_stream`) and `Subscriber.run` becomes the stream: a fresh
+  greenlet with a shallow stack that writes to the raw socket. It costs far less than the
+  handler's greenlet parked deep inside pywsgi and Bottle (about 12 KiB against 20 KiB a
+  client on Python 3.11), and a libev read watcher (no greenlet) notices the hang-up.
+* Under another WSGI server, `Subscriber.stream()` is the response body: that server's
+  greenlet for the request reads the queue.
 
 Everything here runs on the server's hub thread; watcher callbacks never block.
 """
@@ -19,16 +23,16 @@ import contextlib
 import socket
 import struct
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import gevent
-import gevent.event
+import gevent.queue
+from gevent.socket import wait_write
 
 KEEPALIVE = b": keepalive\n\n"
 #: Sent before closing a chunked stream cleanly (the last chunk of HTTP/1.1 chunked encoding).
 LAST_CHUNK = b"0\r\n\r\n"
-_READ, _WRITE = 1, 2  # libev event masks
+_END = b""  # queued last: the stream ends once everything before it is written
+_READ = 1  # libev event mask
 _DRAIN_LIMIT = 64 * 1024
 _LINGER_RESET = struct.pack("ii", 1, 0)
 # struct tcp_info (linux/tcp.h): tcpi_snd_wnd, the peer's advertised window, since Linux 5.4.
@@ -41,26 +45,25 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+class WriteStalled(OSError):
+    """The client took none of our bytes for the whole write deadline."""
+
+
 class Subscriber:
-    """A client of ``/events``: its filter, its position, and its connection or backlog."""
+    """A client of ``/events``: its filter, its position, its queue and its connection."""
 
     __slots__ = (
-        "_backlog",
-        "_backlog_events",
         "_last_reading",
-        "_loop",
         "_on_end",
         "_peer_window",
         "_reader",
         "_sock",
-        "_wakeup",
-        "_writer",
-        "capacity",
+        "_writing",
         "chunked",
         "closed",
         "last_sent",
         "last_write",
-        "stalled_since",
+        "queue",
         "types",
         "unread_since",
     )
@@ -77,27 +80,22 @@ class Subscriber:
         self.types = types
         """Event types this client asked for with ``?types=``; None means every type."""
         self.chunked = chunked
-        """Whether bytes written to the socket need HTTP/1.1 chunk framing."""
+        """Whether queued bytes carry HTTP/1.1 chunk framing (the stream writes its socket)."""
         self.last_sent = last_sent
         """Id of the newest event handed to this client (by its opening or live)."""
-        self.capacity = capacity
-        """Events it may fall behind by before it is cut off (``queue_size``)."""
+        self.queue: gevent.queue.Queue = gevent.queue.Queue(capacity)
+        """Writes waiting for the client (one per fan-out); full means it is cut off."""
         self.closed = False
         """True once the stream has ended or must end."""
         self.last_write = time.monotonic()
         """When bytes last went out (heartbeats are due after a silence)."""
-        self.stalled_since: float | None = None
-        """Since when the socket has refused bytes without progress; None while keeping up."""
         self.unread_since: float | None = None
         """Since when the client has not read what it received; None while it reads."""
         self._peer_window = 0
         self._last_reading = self.last_write
-        self._backlog: deque[tuple[bytes, int]] | None = None  # (bytes, events in them)
-        self._backlog_events = 0
         self._sock: socket.socket | None = None
-        self._loop = None
-        self._reader = self._writer = None
-        self._wakeup: gevent.event.Event | None = None
+        self._writing = False  # the greenlet holds bytes it has not written yet
+        self._reader = None
         self._on_end = on_end
 
     def wants(self, event_type: str) -> bool:
@@ -106,65 +104,61 @@ class Subscriber:
 
     @property
     def behind(self) -> bool:
-        """Whether bytes are waiting because the client has not read what was sent."""
-        return bool(self._backlog)
+        """Whether writes are waiting for the stream's greenlet."""
+        return not self.queue.empty()
 
-    # -- output -----------------------------------------------------------------------------
+    # -- the hub's side ---------------------------------------------------------------------
 
-    def offer(self, data: bytes, events: int = 1) -> None:
-        """Send ``data`` (``events`` events' worth) now, or queue it while the client is behind.
+    def offer(self, data: bytes) -> None:
+        """Queue ``data`` for the client; a client whose queue is full is dropped.
 
-        A client more than ``capacity`` events behind is dropped (it may resume by id).
+        While the stream's greenlet is idle (nothing queued, no write under way) the bytes
+        are first offered to the socket without waiting: a client that keeps up then costs
+        one ``send`` and no greenlet switch. Only what the socket does not take at once is
+        queued, for the greenlet to write (waiting, with its deadline) in order.
         """
         if self.closed or not data:
             return
-        if self._sock is not None and not self._backlog:
-            sent = self._send(data)
-            if sent is None or sent == len(data):
-                return
-            data = data[sent:]
-            self._start_writer()
-        self._queue(data, events)
-        if self._backlog_events > self.capacity:
-            self._end(dropped=True)
+        if self._sock is not None and not self._writing and not self.queue.qsize():
+            try:
+                sent = self._sock.send(data)
+            except OSError:
+                sent = 0  # the greenlet's own write meets the same error and ends the stream
+            if sent:
+                self.last_write = time.monotonic()
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        try:
+            self.queue.put_nowait(data)
+        except gevent.queue.Full:
+            self._on_end(self, True)
 
     def keepalive(self) -> None:
         """A comment line that keeps proxies and browsers from timing the stream out."""
-        self.offer(chunk(KEEPALIVE) if self.chunked else KEEPALIVE, 0)
+        self.offer(chunk(KEEPALIVE) if self.chunked else KEEPALIVE)
 
-    def take(self) -> bytes:
-        """Everything queued, as one piece (generator mode)."""
-        if not self._backlog:
-            return b""
-        data = b"".join(piece for piece, _events in self._backlog)
-        self._backlog.clear()
-        self._backlog_events = 0
-        self.last_write = time.monotonic()
-        return data
+    def finish(self) -> None:
+        """End cleanly: what is queued goes out first (unless the queue is full: then the
+        client is too far behind to catch up anyway), then the stream closes."""
+        if not self.closed:
+            self.closed = True
+            self._queue_end()
 
-    def wait(self) -> None:
-        """Block the calling greenlet until something is queued or the stream ends."""
-        if self._backlog or self.closed:
-            return
-        if self._wakeup is None:
-            self._wakeup = gevent.event.Event()
-        self._wakeup.clear()
-        self._wakeup.wait()
+    def abort(self) -> None:
+        """End now: forget what is queued and reset the connection (frees kernel buffers)."""
+        self.closed = True
+        self.queue.queue.clear()
+        self._queue_end()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a write waiting on the socket
 
-    def _queue(self, data: bytes, events: int) -> None:
-        if self._backlog is None:
-            self._backlog = deque()
-        self._backlog.append((data, events))
-        self._backlog_events += events
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    def stuck_since(self, deadline: float) -> bool:
-        """Whether, since before ``deadline``, writes made no progress or data lay unread."""
-        for since in (self.stalled_since if self.behind else None, self.unread_since):
-            if since is not None and since < deadline:
-                return True
-        return False
+    def _queue_end(self) -> None:
+        if self.queue.full():
+            self.queue.queue.clear()  # a full queue is the reason it ends: nothing to keep
+        self.queue.put_nowait(_END)
 
     def check_reading(self, now: float) -> None:
         """Sample whether the client reads what it receives (updates `unread_since`).
@@ -187,66 +181,65 @@ class Subscriber:
         elif self.unread_since is None:
             self.unread_since = self._last_reading
 
-    # -- the connection ---------------------------------------------------------------------
+    # -- the stream's side ------------------------------------------------------------------
 
-    def attach(self, sock: socket.socket, loop) -> None:
-        """Take over the client's connection: write what queued up meanwhile, watch for EOF."""
-        if self.closed:
-            _close_quietly(sock)
-            return
-        sock.setblocking(False)
+    def stream(self) -> Iterator[bytes]:
+        """What the client gets, as it comes (the response body under another WSGI server)."""
+        while (data := self._next()) is not None:
+            yield data
+
+    def _next(self) -> bytes | None:
+        """Wait for the next write: everything queued, in one piece; None once it ends."""
+        queue = self.queue
+        data = queue.get()
+        if data is _END:
+            return None
+        if queue.qsize():
+            pieces = [data]
+            while queue.qsize() and queue.peek_nowait() is not _END:
+                pieces.append(queue.get_nowait())
+            data = b"".join(pieces)
+        return data
+
+    def run(self, sock: socket.socket, loop, write_timeout: float) -> None:
+        """Body of the stream's greenlet once it owns the connection: write until the end.
+
+        A write that makes no progress for ``write_timeout`` seconds drops the client.
+        """
         self._sock = sock
-        self._loop = loop
+        sock.setblocking(False)
         self._reader = loop.io(sock.fileno(), _READ)
         self._reader.start(self._on_readable)
-        if self._backlog:
-            self._start_writer()
-            self._flush()
-
-    def _send(self, data: bytes) -> int | None:
-        """Bytes the kernel took (0 when its buffer is full); None when the client is gone."""
+        clean = dropped = False
         try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
+            while (data := self._next()) is not None:
+                self._writing = True
+                self._write(data, write_timeout)
+                self._writing = False
+            if self.chunked:
+                self._write(LAST_CHUNK, write_timeout)
+            clean = True
+        except WriteStalled:
+            dropped = True
         except OSError:
-            self._end(dropped=False)
-            return None
-        if sent:
-            self.last_write = time.monotonic()
-            self.stalled_since = None
-        elif self.stalled_since is None:
-            self.stalled_since = time.monotonic()
-        return sent
+            pass  # the client went away, or was reset by `abort`
+        finally:
+            self._release(graceful=clean)
+            self._on_end(self, dropped)
 
-    def _start_writer(self) -> None:
-        if self._writer is None and self._sock is not None:
-            self._writer = self._loop.io(self._sock.fileno(), _WRITE)
-            self._writer.start(self._flush)
-            if self.stalled_since is None:
-                self.stalled_since = time.monotonic()
-
-    def _flush(self) -> None:
-        """Write callback: send queued bytes until the socket is full again or all is out."""
-        backlog = self._backlog
-        while backlog and not self.closed:
-            data, events = backlog[0]
-            sent = self._send(data)
-            if sent is None:
-                return
-            if sent < len(data):
-                backlog[0] = (data[sent:], events)
-                return
-            backlog.popleft()
-            self._backlog_events -= events
-        if not backlog and not self.closed:
-            self._stop_writer()
-
-    def _stop_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.stop()
-            self._writer.close()
-            self._writer = None
+    def _write(self, data: bytes, timeout: float) -> None:
+        sock = self._sock
+        while True:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent:
+                self.last_write = time.monotonic()
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            wait_write(sock.fileno(), timeout, WriteStalled("client stopped reading"))
 
     def _on_readable(self) -> None:
         """Read callback: the client hung up (EOF: the stream ends), or sent bytes (ignored)."""
@@ -257,60 +250,28 @@ class Subscriber:
         except OSError:
             data = b""
         if not data:
-            self._end(dropped=False)
+            self._stop_reader()  # EOF stays readable: stop before it fires again
+            self.finish()
 
-    def _end(self, *, dropped: bool) -> None:
-        if not self.closed:
-            self._on_end(self, dropped)
-
-    # -- the end ----------------------------------------------------------------------------
-
-    def finish(self) -> None:
-        """End cleanly: write what fits without waiting, mark the end of the body, close."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._sock is not None:
-            if self.chunked:
-                self._queue(LAST_CHUNK, 0)
-            self._write_what_fits()
-        self._release(graceful=True)
-
-    def _write_what_fits(self) -> None:
-        """The backlog, as far as the socket takes it now; errors end it (we are closing)."""
-        for data, _events in self._backlog or ():
-            try:
-                if self._sock.send(data) < len(data):
-                    return
-            except OSError:
-                return
-
-    def abort(self) -> None:
-        """End now: forget queued bytes and reset the connection (frees kernel buffers too)."""
-        self.closed = True
-        if self._backlog:
-            self._backlog.clear()
-        self._release(graceful=False)
-
-    def _release(self, *, graceful: bool) -> None:
-        # Watchers go before the socket: libev must never watch a closed descriptor.
-        self._stop_writer()
+    def _stop_reader(self) -> None:
         if self._reader is not None:
             self._reader.stop()
             self._reader.close()
             self._reader = None
-        if self._wakeup is not None:
-            self._wakeup.set()
+
+    def _release(self, *, graceful: bool) -> None:
+        # The watcher goes before the socket: libev must never watch a closed descriptor.
+        self._stop_reader()
+        self.closed = True
         sock, self._sock = self._sock, None
-        if sock is None:
-            return
         if graceful:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
         else:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        _close_quietly(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _peer_window(sock: socket.socket) -> int | None:
@@ -322,8 +283,3 @@ def _peer_window(sock: socket.socket) -> int | None:
     if len(info) < _TCPI_SND_WND_OFFSET + 4:
         return None
     return _TCPI_SND_WND.unpack_from(info, _TCPI_SND_WND_OFFSET)[0]
-
-
-def _close_quietly(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.close()

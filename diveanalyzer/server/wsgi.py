@@ -5,8 +5,8 @@
 * request headers are limited in total size (431), an over-long request line gets 414, and
   malformed requests get 400, all with JSON bodies and without tracebacks in the log;
 * an ``/events`` stream can take its connection away from the handler once its opening
-  is written (`EventWSGIHandler.detach_stream`): the hub then writes to it directly and the
-  handler's greenlet ends, so an open stream costs no greenlet.
+  is written (`EventWSGIHandler.detach_stream`): the stream's own, far smaller greenlet
+  then writes to it and the handler's greenlet ends.
 """
 
 from __future__ import annotations

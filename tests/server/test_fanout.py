@@ -1,4 +1,4 @@
-"""How the hub writes streams it has taken over: limits, frozen readers, framing, fallback.
+"""Streams that own their connection: limits, frozen readers, framing, the generator fallback.
 
 Real servers on free ports and raw sockets where a library client would hide the detail
 (HTTP/1.0 framing, a client that never reads).
@@ -6,7 +6,9 @@ Real servers on free ports and raw sockets where a library client would hide the
 
 from __future__ import annotations
 
+import re
 import socket
+import threading
 import time
 from wsgiref.util import setup_testing_defaults
 
@@ -87,6 +89,40 @@ def test_a_reader_that_keeps_up_is_never_taken_for_frozen(make_server):
         assert metric(server, "diveanalyzer_sse_clients_dropped_total") == 0
     finally:
         stream.close()
+
+
+def test_a_slow_reader_gets_every_event_in_order(make_server):
+    """A reader slower than the publisher: its socket is full, then has room, again and
+    again, so bytes go out both ways, written by the hub at once and from the stream's
+    queue by its greenlet. Nothing may be lost, reordered or doubled."""
+    server = make_server(client_timeout=10.0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.settimeout(SOON_S)
+    sock.connect(("127.0.0.1", _port(server)))
+    sock.sendall(b"GET /events HTTP/1.0\r\n\r\n")  # no chunk framing: events end at \n\n
+    count, blob = 300, "x" * 2000  # ~600 KB, many times both sockets' buffers
+    last = f'"n": {count - 1},'.encode()
+    received = [_read_until(sock, b"event: connected")]
+
+    def read_slowly() -> None:
+        while last not in received[-1] and (more := sock.recv(2048)):
+            received[-1] += more
+            time.sleep(0.002)  # ~1 MB/s: half as fast as the events come
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    try:
+        for n in range(count):
+            server.emit("chunk", {"n": n, "blob": blob})
+            time.sleep(0.001)
+        reader.join(timeout=SOON_S)
+        assert not reader.is_alive(), "the reader never saw the last event"
+    finally:
+        sock.close()
+    numbers = [int(n) for n in re.findall(rb'"n": (\d+),', received[-1])]
+    assert numbers == list(range(count))
+    assert metric(server, "diveanalyzer_sse_clients_dropped_total") == 0
 
 
 def test_http_1_0_client_gets_a_plain_body(server):
@@ -186,6 +222,7 @@ def test_history_read_from_the_broker_at_start_is_not_sent_as_new(tmp_path):
     hub.publish_numbered(7, "old", "{}", 0.0, live=False)
     hub.publish_numbered(8, "new", "{}", 0.0)
     gevent.sleep(0.01)  # the fan-out runs on the loop
-    assert live.take() == b"id: 8\nevent: new\ndata: {}\n\n"
+    assert live.queue.get_nowait() == b"id: 8\nevent: new\ndata: {}\n\n"
+    assert live.queue.empty()
     assert [event.id for event in hub.after(0)[0]] == [7, 8]
     hub.close_all()
