@@ -21,7 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import gevent
@@ -69,6 +69,20 @@ def encode_frame(event_id: int, event_type: str, payload_json: str) -> bytes:
     return f"id: {event_id}\nevent: {event_type}\ndata: {payload_json}\n\n".encode()
 
 
+#: Subscribers handed events per step of a fan-out (a few ms: requests are served between).
+FAN_OUT_SLICE = 250
+
+
+@dataclass(eq=False, slots=True)
+class _Flight:
+    """A fan-out in progress: these events, to these subscribers, from index ``next`` on."""
+
+    events: list[Event]
+    subscribers: list[Subscriber]
+    next: int = 0
+    shared: dict = field(default_factory=dict)
+
+
 class StreamLimitReached(RuntimeError):
     """As many streams are open as the server allows (HTTP 503)."""
 
@@ -100,6 +114,8 @@ class Hub:
         self._last_id = 0
         self._subscribers: set[Subscriber] = set()
         self._outbox: list[Event] = []
+        self._flight: _Flight | None = None
+        self._next_slice = None
         self._streams = gevent.pool.Group()  # the greenlets of streams that own their socket
         self._catching_up: gevent.event.Event | None = None  # set at each event, if awaited
         self._timer = None
@@ -151,32 +167,55 @@ class Hub:
         return event
 
     def _fan_out(self) -> None:
-        """Queue the events published since the last fan-out for every subscriber.
+        """Hand the events published since the last fan-out to every subscriber.
 
-        Nothing here blocks: a stream that keeps up is written at once, the others' greenlets
-        wake and write in turn, and gevent polls sockets between wake-ups, so requests
-        (``/health``, pages) are served while thousands of streams are written.
+        Done in slices of `FAN_OUT_SLICE` subscribers, one timer tick each, so requests
+        (``/health``, pages) are served between slices instead of after thousands of
+        writes. Events published meanwhile wait for the next fan-out, keeping the order.
         """
-        events, self._outbox = self._outbox, []
-        if not events:
-            return
-        newest, shared = events[-1].id, {}
-        for subscriber in list(self._subscribers):
+        if self._flight is None and self._outbox:
+            self._flight = _Flight(self._outbox, list(self._subscribers))
+            self._outbox = []
+            self._fan_slice()
+
+    def _fan_slice(self, everything: bool = False) -> None:
+        flight = self._flight
+        events, newest = flight.events, flight.events[-1].id
+        end = len(flight.subscribers) if everything else flight.next + FAN_OUT_SLICE
+        for subscriber in itertools.islice(flight.subscribers, flight.next, end):
             if subscriber.last_sent >= newest:
                 continue  # subscribed after these were published: its opening had them
             if subscriber.last_sent < events[0].id:
                 key = (subscriber.types, subscriber.chunked)
-                data = shared.get(key)
+                data = flight.shared.get(key)
                 if data is None:
-                    data = shared[key] = _batch(events, subscriber)
+                    data = flight.shared[key] = _batch(events, subscriber)
             else:
                 data = _batch([e for e in events if e.id > subscriber.last_sent], subscriber)
             subscriber.last_sent = newest
             try:
                 subscriber.offer(data)
             except Exception:  # a bug must cost one stream, never every later event
-                _log.exception("event server: queueing for a stream failed; closing it")
+                _log.exception("event server: writing to a stream failed; closing it")
                 self.unsubscribe(subscriber)
+        flight.next = end
+        if end < len(flight.subscribers):
+            # A timer, not a loop callback: gevent runs dozens of callbacks back to back
+            # before it polls sockets again, a timer waits for the next poll.
+            if self._next_slice is None:
+                self._next_slice = gevent.get_hub().loop.timer(0.0)
+            self._next_slice.start(self._fan_slice)
+            return
+        self._flight = None
+        self._fan_out()
+
+    def _fan_out_now(self) -> None:
+        """Finish every pending fan-out at once (shutdown: nothing may be left behind)."""
+        while self._flight is not None or self._outbox:
+            if self._flight is None:
+                self._fan_out()
+            else:
+                self._fan_slice(everything=True)
 
     def drop(self, subscriber: Subscriber) -> None:
         """Cut off a client that cannot keep up; it may reconnect and resume by id."""
@@ -232,15 +271,16 @@ class Hub:
         """Stop taking subscribers and end every open stream (server shutdown): each gets
         what was published, then a clean end, within ``grace_s``; later ones are cut off."""
         self.accepting = False
-        self._fan_out()
+        self._fan_out_now()
         for subscriber in list(self._subscribers):
             self._subscribers.discard(subscriber)
             subscriber.finish()
         self._to_visit = []
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
+        for watcher in (self._timer, self._next_slice):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._timer = self._next_slice = None
         self._streams.join(timeout=grace_s)
         self._streams.kill(timeout=grace_s)
 
