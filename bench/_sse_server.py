@@ -132,7 +132,8 @@ class Brokered:
 
     def stats(self) -> dict:
         every = [proc_stats(pid) for pid in self.pids]
-        return {key: sum(s[key] for s in every) for key in ("rss_kb", "fds")} | {"greenlets": 0}
+        # Greenlets live in the workers' own heaps: this process cannot count them.
+        return {key: sum(s[key] for s in every) for key in ("rss_kb", "fds")} | {"greenlets": None}
 
     def start_processing(self, video: str, out: str) -> dict:
         return {"error": "--health runs in-process only"}

@@ -183,7 +183,9 @@ class Bench:
             f"{before['rss_kb'] / 1024:.1f} -> {after['rss_kb'] / 1024:.1f} MiB",
         )
         self.row("server RSS per idle client", f"{per_client:.1f} KiB", f"<= 20 KB: {mark}")
-        self.row("server fds / greenlets (idle)", f"{after['fds']} / {after['greenlets']}")
+        greenlets = after["greenlets"]
+        greenlets = "n/a (in workers)" if greenlets is None else greenlets
+        self.row("server fds / greenlets (idle)", f"{after['fds']} / {greenlets}")
 
     def publish(self, phase: str, duration: float) -> dict:
         args = self.args
@@ -338,6 +340,8 @@ class Bench:
         spell = f"{opened} / {closed} in {args.churn_duration:.0f} s"
         self.row("[churn] streams opened / closed", spell)
         for key, unit in (("rss_kb", "KiB"), ("greenlets", ""), ("fds", "")):
+            if after[key] is None:
+                continue  # not countable from here (worker processes)
             change = (after[key] - base[key]) / max(base[key], 1) * 100
             mark = "ok" if abs(change) <= 10 else "FAIL"
             spell = f"{base[key]} -> {after[key]} {unit} ({change:+.1f} %)"
