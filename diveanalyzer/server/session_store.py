@@ -104,6 +104,9 @@ class SessionStore:
             _fill_review_fields(dive)
             dive.update(change)
             dive["reviewed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            # Replies and other viewers' events reach a page in any order: pages keep the
+            # highest revision they have seen of each dive.
+            dive["revision"] = _revision(dive) + 1
             write_json(self.manifest_path, manifest)
         return dive
 
@@ -121,6 +124,11 @@ class SessionStore:
                 yield
             finally:
                 os.close(fd)  # releases the flock
+
+
+def _revision(dive: dict) -> int:
+    value = dive.get("revision")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _fill_review_fields(dive: dict) -> None:

@@ -81,6 +81,13 @@ def test_partial_changes_keep_the_other_fields(server, session_dir):
     assert (dive["review"], dive["star"], dive["note"]) == ("reject", True, "n")
 
 
+def test_every_review_raises_the_dives_revision(server, session_dir):
+    replies = [post_review(server, 2, change).json()["dive"] for change in ({"star": True},) * 3]
+    assert [dive["revision"] for dive in replies] == [1, 2, 3]
+    on_disk = read_manifest(session_dir)["dives"]
+    assert [dive.get("revision") for dive in on_disk] == [None, 3]
+
+
 def test_concurrent_reviews_from_many_viewers_never_lose_one(make_server, session_dir):
     many_dives(session_dir, 24)
     server = make_server(session_dir)

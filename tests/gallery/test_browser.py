@@ -1,7 +1,8 @@
 """The review gallery in a real browser: Debian's Chromium driven by Playwright.
 
 Skipped (with the reason) when the ``playwright`` package or ``/usr/bin/chromium`` is
-missing. A failing test leaves a screenshot of each of its pages in ``test-artifacts/``.
+missing. A failing test leaves a screenshot of each of its pages in ``test-artifacts/``, and
+a log of its console messages, responses and failed requests.
 Pages are opened with ``bypass_csp`` only because Playwright's waiting helpers evaluate
 strings, which the app's Content-Security-Policy (rightly) forbids.
 """
@@ -72,6 +73,10 @@ def open_page(browser, request, make_server):
         page.set_default_timeout(WAIT_MS)
         page.js_errors = []
         page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+        page.trail = []  # what happened on the page, written out when the test fails
+        page.on("console", lambda msg: page.trail.append(f"console.{msg.type}: {msg.text}"))
+        page.on("requestfailed", lambda req: page.trail.append(f"failed: {describe(req)}"))
+        page.on("response", lambda res: page.trail.append(f"{res.status} {describe(res.request)}"))
         page.goto(url)
         pages.append(page)
         return page
@@ -82,9 +87,15 @@ def open_page(browser, request, make_server):
         if failed:
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{n}.png"), full_page=True)
+            (ARTIFACTS / f"{request.node.name}-{n}.log").write_text("\n".join(page.trail) + "\n")
         errors = page.js_errors
         page.context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def describe(request) -> str:
+    failure = f" ({request.failure})" if request.failure else ""
+    return f"{request.method} {request.url}{failure}"
 
 
 def mmss(seconds: float) -> str:
@@ -167,6 +178,31 @@ def test_player_plays_clips_and_moves_between_dives(open_page, server):
     page.wait_for_function("document.getElementById('p-title').textContent === 'Dive 1'")
     page.keyboard.press("Escape")
     page.wait_for_selector("#player", state="hidden")
+
+
+def test_a_late_reply_does_not_undo_a_newer_review(open_page, server):
+    """Replies and dive_reviewed events come on different connections, in any order."""
+    page = open_page(server.get_url() + "/")
+    page.wait_for_selector("#conn[data-state=open]")
+    held = []
+
+    def hold_the_first_reply(route):
+        if held:
+            route.continue_()
+        else:  # the server applies it now; the page gets its reply when the test says
+            held.append((route, route.fetch()))
+
+    page.route("**/api/dives/2", hold_the_first_reply)
+    page.click("#dive-2 .star-toggle")
+    page.wait_for_selector("#dive-2[data-star=true]")  # shown from the dive_reviewed event
+    page.click("#dive-2 .star-toggle")
+    page.wait_for_selector("#dive-2[data-star=false]")
+    route, stale_reply = held.pop()
+    assert stale_reply.json()["dive"]["star"] is True
+    with page.expect_request_finished(lambda request: "/api/dives/2" in request.url):
+        route.fulfill(response=stale_reply)
+    page.evaluate("() => new Promise((done) => setTimeout(() => setTimeout(done, 50), 0))")
+    assert page.get_attribute("#dive-2", "data-star") == "false"
 
 
 def test_filters_sort_and_keyboard_shortcuts(open_page, server, session_dir):

@@ -46,6 +46,7 @@ function upsertDive(record) {
   if (!record || record.id === undefined || record.id === null) return;
   const key = String(record.id);
   const merged = Object.assign({}, state.dives.get(key) || {}, record);
+  if (!("revision" in record)) delete merged.revision; // a new processing run: reviews restart
   state.dives.set(key, merged);
   let card = state.cards.get(key);
   if (!card) {
@@ -61,6 +62,14 @@ function upsertDive(record) {
   if (state.current === key) fillPlayer(merged, false);
 }
 
+
+// A review reply and the dive_reviewed events of every viewer come on different connections,
+// so they can arrive out of order: an older revision of a dive than the one shown is stale.
+function isStaleReview(record) {
+  const held = record && state.dives.get(String(record.id));
+  const [have, got] = [num(held && held.revision), num(record && record.revision)];
+  return have !== null && got !== null && got < have;
+}
 
 // -- filter, sort, counts -------------------------------------------------------------------
 
@@ -199,9 +208,9 @@ async function sendReview(id, change) {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.message || "HTTP " + response.status);
-    upsertDive(body.dive);
-    applyView();
+    if (!isStaleReview(body.dive)) { upsertDive(body.dive); applyView(); }
   } catch (err) {
+    console.warn("review not saved:", err);
     toast("Not saved: " + err.message);
   }
 }
@@ -233,7 +242,7 @@ function setManifest(manifest) {
   const ids = new Set();
   for (const dive of manifest.dives || []) {
     ids.add(String(dive.id));
-    upsertDive(dive);
+    if (!isStaleReview(dive)) upsertDive(dive); // a manifest read before a reply came in
   }
   for (const [id, card] of state.cards) {
     if (!ids.has(id)) { card.remove(); state.cards.delete(id); state.dives.delete(id); }
@@ -251,7 +260,10 @@ function setLive(live) {
 
 function onEvent(type, payload) {
   if (type === "dive_reviewed") {
-    if (payload.session === config.session && payload.dive) { upsertDive(payload.dive); applyView(); }
+    if (payload.session === config.session && payload.dive && !isStaleReview(payload.dive)) {
+      upsertDive(payload.dive);
+      applyView();
+    }
     return;
   }
   if (!state.live) {
