@@ -44,6 +44,7 @@ function cardContext() {
 
 function upsertDive(record) {
   if (!record || record.id === undefined || record.id === null) return;
+  if (isStaleReview(record)) return;
   const key = String(record.id);
   const merged = Object.assign({}, state.dives.get(key) || {}, record);
   if (!("revision" in record)) delete merged.revision; // a new processing run: reviews restart
@@ -63,11 +64,12 @@ function upsertDive(record) {
 }
 
 
-// A review reply and the dive_reviewed events of every viewer come on different connections,
-// so they can arrive out of order: an older revision of a dive than the one shown is stale.
+// A review reply, the dive_reviewed events of every viewer and a re-read manifest come on
+// different connections, so they can arrive out of order: an older revision of a dive than
+// the one shown is stale. Records without a revision (processing events) never are.
 function isStaleReview(record) {
-  const held = record && state.dives.get(String(record.id));
-  const [have, got] = [num(held && held.revision), num(record && record.revision)];
+  const held = state.dives.get(String(record.id));
+  const [have, got] = [num(held && held.revision), num(record.revision)];
   return have !== null && got !== null && got < have;
 }
 
@@ -208,7 +210,8 @@ async function sendReview(id, change) {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.message || "HTTP " + response.status);
-    if (!isStaleReview(body.dive)) { upsertDive(body.dive); applyView(); }
+    upsertDive(body.dive);
+    applyView();
   } catch (err) {
     console.warn("review not saved:", err);
     toast("Not saved: " + err.message);
@@ -242,7 +245,7 @@ function setManifest(manifest) {
   const ids = new Set();
   for (const dive of manifest.dives || []) {
     ids.add(String(dive.id));
-    if (!isStaleReview(dive)) upsertDive(dive); // a manifest read before a reply came in
+    upsertDive(dive);
   }
   for (const [id, card] of state.cards) {
     if (!ids.has(id)) { card.remove(); state.cards.delete(id); state.dives.delete(id); }
@@ -260,10 +263,7 @@ function setLive(live) {
 
 function onEvent(type, payload) {
   if (type === "dive_reviewed") {
-    if (payload.session === config.session && payload.dive && !isStaleReview(payload.dive)) {
-      upsertDive(payload.dive);
-      applyView();
-    }
+    if (payload.session === config.session && payload.dive) { upsertDive(payload.dive); applyView(); }
     return;
   }
   if (!state.live) {
