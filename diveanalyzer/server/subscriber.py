@@ -121,15 +121,10 @@ class Subscriber:
         if self.closed or not data:
             return
         if self._sock is not None and not self._writing and not self.queue.qsize():
-            try:
-                sent = self._sock.send(data)
-            except OSError:
-                sent = 0  # the greenlet's own write meets the same error and ends the stream
-            if sent:
-                self.last_write = time.monotonic()
-                if sent == len(data):
-                    return
-                data = data[sent:]
+            with contextlib.suppress(OSError):  # the greenlet's write meets it and ends the stream
+                data = self._send_now(data)
+            if not data:
+                return
         try:
             self.queue.put_nowait(data)
         except gevent.queue.Full:
@@ -229,18 +224,18 @@ class Subscriber:
             self._on_end(self, dropped)
 
     def _write(self, data: bytes, timeout: float) -> None:
-        sock = self._sock
-        while True:
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            if sent:
-                self.last_write = time.monotonic()
-                if sent == len(data):
-                    return
-                data = data[sent:]
-            wait_write(sock.fileno(), timeout, WriteStalled("client stopped reading"))
+        while data := self._send_now(data):
+            wait_write(self._sock.fileno(), timeout, WriteStalled("client stopped reading"))
+
+    def _send_now(self, data: bytes) -> bytes:
+        """Send what the socket takes without waiting; return the rest (empty: all went)."""
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            return data
+        if sent:
+            self.last_write = time.monotonic()
+        return data[sent:]
 
     def _on_readable(self) -> None:
         """Read callback: the client hung up (EOF: the stream ends), or sent bytes (ignored)."""
