@@ -2,7 +2,8 @@
 
 Starts a server process (``bench/_sse_server.py``: an `EventServer` fed by stdin commands)
 and ``--procs`` client processes (``bench/_sse_clients.py``: raw HTTP/1.1 streams on gevent
-sockets), then runs these phases and prints a table:
+sockets), both driven through ``bench/_sse_procs.py``, then runs these phases and prints a
+table:
 
 1. connect ``--clients`` streams; server RSS before/after gives RSS per idle client;
 2. publish ``--rate`` events/s for ``--duration`` s: publish-to-receive latency, lost, errors;
@@ -26,10 +27,8 @@ import contextlib
 import json
 import os
 import resource
-import select
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,53 +36,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPLY_TIMEOUT_S = 600.0
-
-
-class ServerDied(RuntimeError):
-    """The server process stopped answering (crashed or refused connections)."""
-
-
-class Child:
-    """A helper process spoken to by lines on stdin/stdout, every wait bounded."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=HERE.parent, bufsize=0
-        )
-        self._buffer = b""
-
-    def send(self, line: str) -> None:
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def readline(self, timeout: float = REPLY_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no reply from pid {self.proc.pid} in {timeout:.0f} s")
-            ready, _, _ = select.select([self.proc.stdout], [], [], left)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    raise EOFError(f"pid {self.proc.pid} exited (code {self.proc.poll()})")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode()
-
-    def ask(self, line: str, timeout: float = REPLY_TIMEOUT_S) -> dict:
-        self.send(line)
-        return json.loads(self.readline(timeout))
-
-    def end(self) -> None:
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+from _common import DEFAULT_WORK, ensure_session
+from _sse_procs import HERE, REPLY_TIMEOUT_S, Child, ServerDied, cpu_of
 
 
 class Bench:
@@ -404,9 +358,6 @@ class Bench:
 
 def ensure_health_video() -> Path:
     """The session bench/speed.py uses (rendered once into its cache)."""
-    sys.path.insert(0, str(HERE))
-    from _common import DEFAULT_WORK, ensure_session
-
     settings = argparse.Namespace(
         work=DEFAULT_WORK, duration=600.0, size="1920x1080", fps=30.0, seed=7
     )
@@ -417,7 +368,7 @@ def probe_health_until_done(port: int, server: Child) -> tuple[list[float], int]
     """GET /health on a fresh connection every 20 ms until the server says processing ended."""
     server.send("wait")
     times, failures = [], 0
-    while not server_has_replied(server):
+    while not server.has_replied():
         started = time.perf_counter()
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -432,18 +383,6 @@ def probe_health_until_done(port: int, server: Child) -> tuple[list[float], int]
         times.append((time.perf_counter() - started) * 1000)
         time.sleep(0.02)
     return times, failures
-
-
-def server_has_replied(server: Child) -> bool:
-    ready, _, _ = select.select([server.proc.stdout], [], [], 0)
-    return bool(ready) or b"\n" in server._buffer
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of a live process, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
